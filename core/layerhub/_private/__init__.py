@@ -1,0 +1,1 @@
+"""Implementation modules of layerhub; import from ``layerhub`` instead."""

@@ -1,0 +1,59 @@
+"""What the registry knows about one provided object, as plain serialisable data."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Final, Literal, cast
+
+Status = Literal["installed", "loaded", "broken", "conflict", "mismatch"]
+STATUSES: Final[tuple[Status, ...]] = ("installed", "loaded", "broken", "conflict", "mismatch")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRecord:
+    """One object a plugin provides, as its distribution's metadata declares it.
+
+    Attributes:
+        name: the object's own name, such as ``"Scale"``.
+        registered_name: the name Keras writes into saved files, ``"<plugin>>name"``.
+        plugin: the plugin's import package, such as ``"layerhub_scale"``.
+        module: the module the ``layerhub`` entry point names (imported to load the plugin).
+        distribution: the installed distribution, such as ``"layerhub-scale"``.
+        version: the distribution's version.
+        status: ``installed`` (found, not imported), ``loaded``, ``broken`` (import failed),
+            ``conflict`` (claimed by two distributions) or ``mismatch`` (hooks and metadata
+            disagree).
+        error: a one-line cause when the status is not ``installed`` or ``loaded``.
+    """
+
+    name: str
+    registered_name: str
+    plugin: str
+    module: str
+    distribution: str
+    version: str
+    status: Status = "installed"
+    error: str | None = None
+
+    @property
+    def pip_command(self) -> str:
+        return f"pip install {self.distribution}"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LayerRecord:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown record fields: {sorted(unknown)}")
+        if data.get("status", "installed") not in STATUSES:
+            raise ValueError(f"unknown record status: {data['status']!r}")
+        return cls(**cast("dict[str, Any]", data))
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as ``Type: first line of its message``."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

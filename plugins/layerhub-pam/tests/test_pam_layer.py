@@ -1,0 +1,378 @@
+"""Tests for the DANet position attention module (PAM)."""
+
+from __future__ import annotations
+
+import doctest
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+from layerhub_pam import pam_layer
+from layerhub_pam.pam_layer import PAM
+
+CHANNELS = 16
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def pam_reference(x, wq, bq, wk, wv, bv, gamma):
+    """DANet PAM written out in NumPy (float64), channels-last, 1x1 convs as matmuls."""
+    x = np.asarray(x, dtype=np.float64)
+    b, h, w, c = x.shape
+    a = x.reshape(b, h * w, c)
+    q = a @ wq + bq  # (b, N, C')
+    k = a @ wk  # (b, N, C')
+    v = a @ wv + bv  # (b, N, C)
+    attention = _softmax(q @ k.transpose(0, 2, 1))  # (b, N, N), rows sum to 1
+    # out_i = sum_j attention[i, j] * v_j, written as an explicit loop-free einsum.
+    out = np.einsum("bij,bjc->bic", attention, v)
+    return gamma * out.reshape(b, h, w, c) + x
+
+
+def randomize(layer: PAM, seed: int = 0) -> dict[str, np.ndarray]:
+    """Give every weight a random non-zero value; returns them for the reference."""
+    rng = np.random.default_rng(seed)
+    c = layer.value_conv.kernel.shape[-1]
+    ck = layer.query_conv.kernel.shape[-1]
+    values = {
+        "wq": rng.normal(0, 0.5, (c, ck)),
+        "bq": rng.normal(0, 0.5, (ck,)),
+        "wk": rng.normal(0, 0.5, (c, ck)),
+        "wv": rng.normal(0, 0.5, (c, c)),
+        "bv": rng.normal(0, 0.5, (c,)),
+        "gamma": np.array([0.7]),
+    }
+    layer.query_conv.kernel.assign(values["wq"].reshape(1, 1, c, ck))
+    layer.query_conv.bias.assign(values["bq"])
+    layer.key_conv.kernel.assign(values["wk"].reshape(1, 1, c, ck))
+    layer.value_conv.kernel.assign(values["wv"].reshape(1, 1, c, c))
+    layer.value_conv.bias.assign(values["bv"])
+    layer.gamma.assign(values["gamma"])
+    return values
+
+
+def built_layer(input_shape=(None, None, None, CHANNELS), seed=0, **kwargs):
+    layer = PAM(**kwargs)
+    layer.build(input_shape)
+    return layer, randomize(layer, seed)
+
+
+def gradients(layer, x):
+    """Gradients of sum(layer(x)**2) w.r.t. layer.trainable_weights, as NumPy arrays."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("gradient helper is written for the TensorFlow backend")
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(layer(x)))
+    grads = tape.gradient(loss, [w.value for w in layer.trainable_weights])
+    return [None if g is None else np.asarray(g) for g in grads]
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(42).normal(size=(2, 5, 6, CHANNELS)).astype("float32")
+
+
+# --------------------------------------------------------------------------- numerics
+
+
+def test_matches_numpy_reference(x):
+    layer, w = built_layer()
+    expected = pam_reference(x, **w)
+    actual = keras.ops.convert_to_numpy(layer(x))
+    # The check must not be trivially satisfied by the residual path.
+    assert np.abs(expected - x).max() > 0.1
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_reduction_controls_query_key_channels(x):
+    layer, w = built_layer(reduction=4)
+    assert tuple(layer.query_conv.kernel.shape) == (1, 1, CHANNELS, 4)
+    assert tuple(layer.key_conv.kernel.shape) == (1, 1, CHANNELS, 4)
+    assert tuple(layer.value_conv.kernel.shape) == (1, 1, CHANNELS, CHANNELS)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(x)), pam_reference(x, **w), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_gamma_starts_at_zero_so_layer_starts_as_identity(x):
+    layer = PAM()
+    y = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.gamma), [0.0])
+    np.testing.assert_allclose(y, x, rtol=0, atol=0)
+
+
+def test_weights_and_shapes():
+    layer, _ = built_layer()
+    shapes = {w.path.split("/", 1)[1]: tuple(w.shape) for w in layer.weights}
+    assert shapes == {
+        "gamma": (1,),
+        "query_conv/kernel": (1, 1, CHANNELS, 2),
+        "query_conv/bias": (2,),
+        # No key bias: it would add a per-row constant that the softmax removes.
+        "key_conv/kernel": (1, 1, CHANNELS, 2),
+        "value_conv/kernel": (1, 1, CHANNELS, CHANNELS),
+        "value_conv/bias": (CHANNELS,),
+    }
+    no_bias = PAM(use_bias=False)
+    no_bias.build((None, 4, 4, CHANNELS))
+    assert len(no_bias.weights) == 4
+
+
+def test_key_bias_would_be_inert(x):
+    # Why the key projection has no bias: shifting every key by one vector adds a
+    # per-row constant to the scores, which the softmax removes.
+    _, w = built_layer()
+    b, h, wd, c = x.shape
+    a = x.reshape(b, h * wd, c).astype(np.float64)
+    q = a @ w["wq"] + w["bq"]
+    k = a @ w["wk"] + np.random.default_rng(3).normal(size=w["wk"].shape[1])
+    v = a @ w["wv"] + w["bv"]
+    with_key_bias = w["gamma"] * (_softmax(q @ k.transpose(0, 2, 1)) @ v).reshape(x.shape) + x
+    np.testing.assert_allclose(with_key_bias, pam_reference(x, **w), rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def test_unknown_batch_and_spatial_size():
+    layer, w = built_layer()
+    inputs = keras.Input((None, None, CHANNELS))
+    outputs = layer(inputs)
+    assert tuple(outputs.shape) == (None, None, None, CHANNELS)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(1)
+    for shape in [(1, 3, 4, CHANNELS), (3, 7, 2, CHANNELS)]:
+        x = rng.normal(size=shape).astype("float32")
+        y = model.predict(x, verbose=0)
+        assert y.shape == shape
+        np.testing.assert_allclose(y, pam_reference(x, **w), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "input_shape", [(2, 5, 6, CHANNELS), (None, 5, 6, CHANNELS), (None, None, None, CHANNELS)]
+)
+def test_compute_output_shape_matches_call(input_shape):
+    layer = PAM()
+    assert layer.compute_output_shape(input_shape) == input_shape
+    symbolic = layer(keras.Input(batch_shape=input_shape))
+    assert tuple(symbolic.shape) == input_shape
+    concrete = tuple(d or 3 for d in input_shape)
+    real = layer(np.ones(concrete, "float32"))
+    assert tuple(real.shape) == layer.compute_output_shape(concrete)
+
+
+# --------------------------------------------------------------------------- build-only weights
+
+
+def test_weights_are_created_in_build_only(x):
+    layer, _ = built_layer()
+    first = keras.ops.convert_to_numpy(layer(x))
+    weights = list(layer.weights)
+    second = keras.ops.convert_to_numpy(layer(x))
+    layer(keras.Input((None, None, CHANNELS)))
+    assert len(layer.weights) == len(weights) == 6
+    assert all(a is b for a, b in zip(layer.weights, weights))
+    # Fresh convolutions on every call (the seed's bug) would change the output.
+    np.testing.assert_array_equal(first, second)
+
+
+# --------------------------------------------------------------------------- compile / dtype
+
+
+def test_jit_compile(x):
+    layer, w = built_layer()
+    inputs = keras.Input((None, None, CHANNELS))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), pam_reference(x, **w), rtol=1e-4, atol=1e-4
+    )
+    history = model.fit(x, np.zeros_like(x), epochs=2, batch_size=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision(policy, x):
+    compute = policy.split("_")[1]
+    layer, w = built_layer(dtype=policy)
+    for sub in (layer.query_conv, layer.key_conv, layer.value_conv):
+        assert sub.compute_dtype == compute
+        assert sub.kernel.dtype == "float32"
+    assert layer.gamma.dtype == "float32"
+    y = layer(x)
+    assert keras.backend.standardize_dtype(y.dtype) == compute
+    y = keras.ops.convert_to_numpy(keras.ops.cast(y, "float32"))
+    tol = 5e-2 if compute == "float16" else 2e-1
+    np.testing.assert_allclose(y, pam_reference(x, **w), rtol=tol, atol=tol)
+
+
+def test_mixed_precision_global_policy(x):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        inputs = keras.Input((None, None, CHANNELS))
+        model = keras.Model(inputs, PAM(gamma_initializer="ones")(inputs))
+        model.compile(optimizer="adam", loss="mse", jit_compile=True)
+        history = model.fit(x, x * 0.5, epochs=2, verbose=0)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_every_trainable_weight_gets_a_gradient(x):
+    # randomize() sets gamma to 0.7. With the default gamma=0 the attention branch is
+    # multiplied by zero, so query/key/value weights would get exactly zero gradient
+    # (see test_zero_gamma_only_trains_gamma); that is DANet's design, not a bug.
+    layer, _ = built_layer()
+    grads = gradients(layer, x)
+    for weight, grad in zip(layer.trainable_weights, grads):
+        assert grad is not None, weight.path
+        assert np.abs(grad).max() > 1e-6, weight.path
+
+
+def test_zero_gamma_only_trains_gamma(x):
+    layer = PAM()
+    layer.build(x.shape)
+    grads = dict(zip([w.path for w in layer.trainable_weights], gradients(layer, x)))
+    assert np.abs(grads[layer.gamma.path]).max() > 1e-6
+    for path, grad in grads.items():
+        if path != layer.gamma.path:
+            assert grad is None or np.abs(grad).max() == 0.0, path
+
+
+def test_optimizer_steps_reduce_loss(x):
+    keras.utils.set_random_seed(0)
+    target_layer, _ = built_layer(seed=5)
+    target = keras.ops.convert_to_numpy(target_layer(x))
+    inputs = keras.Input((None, None, CHANNELS))
+    model = keras.Model(inputs, PAM(reduction=4)(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    before = model.evaluate(x, target, verbose=0)
+    model.fit(x, target, epochs=10, batch_size=2, verbose=0)
+    after = model.evaluate(x, target, verbose=0)
+    assert after < 0.9 * before
+
+
+def test_regularizers_and_constraints_reach_every_weight(x):
+    layer = PAM(
+        kernel_regularizer="l2",
+        bias_regularizer="l1",
+        gamma_regularizer="l2",
+        kernel_constraint="non_neg",
+        bias_constraint="non_neg",
+        gamma_constraint="non_neg",
+    )
+    layer(x)
+    # 3 kernels + 2 biases + gamma.
+    assert len(layer.losses) == 6
+    assert all(w.constraint is not None for w in layer.weights)
+
+
+# --------------------------------------------------------------------------- config / saving
+
+
+NON_DEFAULT_KWARGS = {
+    "reduction": 4,
+    "use_bias": False,
+    "kernel_initializer": "he_normal",
+    "bias_initializer": "ones",
+    "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}},
+    "bias_regularizer": "l1",
+    "kernel_constraint": "max_norm",
+    "bias_constraint": "non_neg",
+    "gamma_initializer": "ones",
+    "gamma_regularizer": "l2",
+    "gamma_constraint": "non_neg",
+}
+
+
+def test_get_config_holds_every_constructor_argument():
+    layer = PAM(**NON_DEFAULT_KWARGS, name="my_pam")
+    config = layer.get_config()
+    params = set(inspect.signature(PAM.__init__).parameters) - {"self", "kwargs"}
+    assert params <= set(config)
+    assert set(NON_DEFAULT_KWARGS) == params
+    assert config["reduction"] == 4 and config["use_bias"] is False
+    restored = PAM.from_config(config)
+    assert restored.get_config() == config
+    assert isinstance(restored.kernel_regularizer, keras.regularizers.L2)
+    assert restored.kernel_regularizer.l2 == pytest.approx(0.01)
+
+
+def test_registered_under_plugin_package():
+    assert keras.saving.get_registered_name(PAM) == "layerhub_pam>PAM"
+    assert keras.saving.get_registered_object("layerhub_pam>PAM") is PAM
+
+
+def test_keras_file_round_trip_in_process(tmp_path, x):
+    layer, _ = built_layer()
+    inputs = keras.Input((None, None, CHANNELS))
+    model = keras.Model(inputs, layer(inputs))
+    path = tmp_path / "pam.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_check_layer_conformance():
+    testing = pytest.importorskip("layerhub.testing")
+    # gamma="ones": with the default gamma=0 the projection weights have zero gradient.
+    testing.check_layer(PAM, {"reduction": 4, "gamma_initializer": "ones"}, (2, 5, 6, 8))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("reduction", [0, -1, 1.5, True, "8", None])
+def test_invalid_reduction(reduction):
+    with pytest.raises(ValueError, match=f"Received: reduction={reduction!r}"):
+        PAM(reduction=reduction)
+
+
+def test_invalid_use_bias():
+    with pytest.raises(ValueError, match="Received: use_bias='yes'"):
+        PAM(use_bias="yes")
+
+
+def test_too_few_channels_for_reduction():
+    with pytest.raises(ValueError, match="Received: channels=4"):
+        PAM()(np.zeros((1, 3, 3, 4), "float32"))
+    with pytest.raises(ValueError, match="Received: channels=4"):
+        PAM(reduction=5).build((None, None, None, 4))
+    PAM(reduction=4).build((None, None, None, 4))  # exactly enough: one key channel
+
+
+def test_unknown_channels_rejected():
+    with pytest.raises(ValueError, match=r"Received: input_shape=\(None, 4, 4, None\)"):
+        PAM().build((None, 4, 4, None))
+
+
+def test_wrong_rank_rejected():
+    with pytest.raises(ValueError, match="ndim=4"):
+        PAM()(keras.Input((10, CHANNELS)))
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_docstring_example_runs():
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = [t for t in finder.find(pam_layer) if t.examples]
+    assert tests, "PAM docstring has no example"
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
