@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import fnmatch
@@ -229,14 +230,9 @@ class Registry:
         for plugin in sorted({r.plugin for r in self._base_records()}):
             if plugin in self._modules or plugin in self._problems:
                 continue
-            try:
+            # Failures are already on the records and warned about; the others go on.
+            with contextlib.suppress(BrokenPluginError, PluginConflictError):
                 self.load_plugin(plugin)
-            except (BrokenPluginError, PluginConflictError) as error:
-                self._fail(plugin, self._current_status(plugin), str(error))
-
-    def _current_status(self, plugin: str) -> str:
-        records = [self._current(r) for r in self._base_records() if r.plugin == plugin]
-        return records[0].status if records else "broken"
 
     def register(self, module: ModuleType, *, plugin: str | None = None) -> list[LayerRecord]:
         """Register a plugin module by hand (tests, notebooks, ``LAYERHUB_DISABLE_AUTOLOAD``).

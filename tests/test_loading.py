@@ -1,0 +1,314 @@
+"""Saving with a manifest and loading without custom_objects, including every bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+import layerhub
+from layerhub import MissingPluginError, ModelFileError, Registry, UnsafeModelError
+from layerhub._private import archive, loading
+from layerhub_scale import Scale
+
+
+def scale_model() -> keras.Model:
+    inputs = keras.Input((3, 4))
+    hidden = Scale(gamma_initializer="random_normal", beta_initializer="random_normal")(inputs)
+    inner = keras.Sequential([keras.layers.Dense(4), Scale(axis=[1, 2])], name="inner")
+    return keras.Model(inputs, inner(hidden))
+
+
+def run_fresh(code: str, *args: str) -> dict[str, Any]:
+    """Run ``code`` in a new interpreter; it prints one JSON object as its last line."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+LOAD_IN_FRESH_PROCESS = """
+    import json, sys
+    import numpy as np
+    import layerhub
+    path, inputs, outputs = sys.argv[1:4]
+    before = sorted(m for m in sys.modules if m.startswith("layerhub_"))
+    model = layerhub.load_model(path)
+    np.save(outputs, np.asarray(model.predict(np.load(inputs), verbose=0)))
+    plugins = sorted(m for m in sys.modules if m.startswith("layerhub_") and "." not in m)
+    print(json.dumps({"before": before, "plugins": plugins}))
+"""
+
+
+@pytest.mark.parametrize("saver", ["layerhub.save_model", "model.save"])
+def test_fresh_interpreter_loads_without_custom_objects(tmp_path: Path, saver: str) -> None:
+    model = scale_model()
+    path = tmp_path / "model.keras"
+    if saver == "model.save":
+        model.save(path)
+    else:
+        layerhub.save_model(model, path)
+    x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    result = run_fresh(LOAD_IN_FRESH_PROCESS, str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"))
+    assert result["before"] == []
+    assert result["plugins"] == ["layerhub_scale"]  # and no other installed plugin
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_save_writes_a_manifest_of_plugin_objects(tmp_path: Path) -> None:
+    path = layerhub.save_model(scale_model(), tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as zf:
+        metadata = json.loads(zf.read("metadata.json"))
+        assert sorted(zf.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+    assert "keras_version" in metadata
+    (record,) = layerhub.registry.list("Scale")
+    assert metadata["layerhub"] == {
+        "format": 1,
+        "layerhub_version": layerhub.__version__,
+        "objects": {
+            "layerhub_scale>Scale": {"distribution": "layerhub-scale", "version": record.version}
+        },
+    }
+
+
+def test_registered_names_are_found_at_any_depth() -> None:
+    config = {
+        "class_name": "Functional",
+        "registered_name": None,
+        "config": {
+            "layers": [
+                {"class_name": "Scale", "registered_name": "pkg_a>Scale", "config": {}},
+                {
+                    "class_name": "Sequential",
+                    "config": {
+                        "layers": [
+                            {
+                                "class_name": "Dense",
+                                "config": {
+                                    "activation": {
+                                        "class_name": "function",
+                                        "config": "pkg_b>swishy",
+                                        "registered_name": "function",
+                                    },
+                                    "kernel_initializer": {"registered_name": "pkg_c>Init"},
+                                    "name": "not>a>name",
+                                },
+                            }
+                        ]
+                    },
+                },
+            ]
+        },
+    }
+    assert archive.registered_names(config) == {"pkg_a>Scale", "pkg_b>swishy", "pkg_c>Init"}
+
+
+def test_save_is_atomic_when_it_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.keras"
+    layerhub.save_model(scale_model(), path)
+    before = path.read_bytes()
+
+    def fail_midway(source: Path, target: Path, replacements: dict[str, bytes]) -> None:
+        target.write_bytes(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(loading, "_rewrite_archive", fail_midway)
+    with pytest.raises(OSError, match="disk full"):
+        layerhub.save_model(scale_model(), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+
+
+def rewrite(path: Path, **members: Any) -> None:
+    with zipfile.ZipFile(path) as zf:
+        contents = {n: zf.read(n) for n in zf.namelist()}
+    for name, value in members.items():
+        key = name.replace("_json", ".json")
+        if value is None:
+            contents.pop(key)
+        else:
+            contents[key] = json.dumps(value).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in contents.items():
+            zf.writestr(name, data)
+
+
+def test_missing_plugin_names_distribution_version_and_pip_line(tmp_path: Path) -> None:
+    path = layerhub.save_model(scale_model(), tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as zf:
+        config = json.loads(zf.read("config.json"))
+        metadata = json.loads(zf.read("metadata.json"))
+    text = json.dumps(config).replace("layerhub_scale>Scale", "layerhub_absent>Gone")
+    metadata["layerhub"]["objects"] = {
+        "layerhub_absent>Gone": {"distribution": "layerhub-absent", "version": "2.1.0"}
+    }
+    rewrite(path, config_json=json.loads(text), metadata_json=metadata)
+    with pytest.raises(MissingPluginError) as caught:
+        layerhub.load_model(path)
+    message = str(caught.value)
+    assert "layerhub_absent>Gone" in message
+    assert "layerhub-absent 2.1.0" in message
+    assert message.endswith("run: pip install layerhub-absent==2.1.0")
+    assert "\n" not in message
+    assert caught.value.pip_command == "pip install layerhub-absent==2.1.0"
+
+    rewrite(path, metadata_json={"keras_version": keras.__version__})
+    with pytest.raises(MissingPluginError, match=r"run: pip install layerhub-absent$"):
+        layerhub.load_model(path)
+
+
+def truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def not_a_zip(path: Path) -> None:
+    path.write_text("just some text")
+
+
+def no_config(path: Path) -> None:
+    rewrite(path, config_json=None)
+
+
+def config_not_a_model(path: Path) -> None:
+    rewrite(path, config_json=[1, 2, 3])
+
+
+def corrupt_weights(path: Path) -> None:
+    with zipfile.ZipFile(path) as zf:
+        contents = {n: zf.read(n) for n in zf.namelist()}
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in contents.items():
+            zf.writestr(name, data[:100] if name.endswith(".h5") else data)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (truncated, "not a .keras archive"),
+        (not_a_zip, "not a .keras archive"),
+        (no_config, "no config.json"),
+        (config_not_a_model, "not a Keras model"),
+        (corrupt_weights, "could not be read"),
+    ],
+)
+def test_damaged_archives_raise_one_line_errors(tmp_path: Path, damage: Any, message: str) -> None:
+    path = layerhub.save_model(scale_model(), tmp_path / "m.keras")
+    damage(path)
+    with pytest.raises(ModelFileError, match=message) as caught:
+        layerhub.load_model(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("absent.keras", None, "no such model file"),
+        ("folder", "dir", "is a directory"),
+        ("model.txt", b"hello", "unsupported model file type"),
+        ("old.h5", b"not hdf5 at all", "not an HDF5 file"),
+    ],
+)
+def test_bad_paths_raise_one_line_errors(
+    tmp_path: Path, name: str, content: Any, message: str
+) -> None:
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=message):
+        layerhub.load_model(path)
+
+
+def test_save_refuses_other_formats(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match=r"Received: path='.*m\.h5'"):
+        layerhub.save_model(scale_model(), tmp_path / "m.h5")
+
+
+def test_python_lambda_needs_safe_mode_off(tmp_path: Path) -> None:
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 3.0)(Scale()(inputs)))
+    path = layerhub.save_model(model, tmp_path / "lambda.keras")
+    with pytest.raises(UnsafeModelError, match="safe_mode=False"):
+        layerhub.load_model(path)
+    loaded = layerhub.load_model(path, safe_mode=False)
+    x = np.ones((1, 2), "float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+UPGRADING_PLUGIN = """
+import keras
+from layerhub import hookimpl
+
+@keras.saving.register_keras_serializable(package="layerhub_upgrading")
+class Shift(keras.layers.Layer):
+    def __init__(self, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def call(self, x):
+        return x + self.offset
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"offset": self.offset})
+        return config
+
+@hookimpl
+def layerhub_layers():
+    return [Shift]
+
+@hookimpl
+def layerhub_upgrade_config(registered_name, config, saved_version):
+    if registered_name != "layerhub_upgrading>Shift" or saved_version != "1.0":
+        return None
+    # Version 1.0 called the argument "bias".
+    config = dict(config)
+    config["offset"] = config.pop("bias")
+    return config
+"""
+
+
+def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: Path) -> None:
+    from layerhub.testing.fakes import write_fake_distribution
+
+    write_fake_distribution(
+        site,
+        "layerhub-upgrading",
+        version="2.0",
+        plugin="layerhub_upgrading",
+        objects={"Shift": "layerhub_upgrading:Shift"},
+        modules={"layerhub_upgrading/__init__.py": UPGRADING_PLUGIN},
+    )
+    registry = Registry()
+    shift = registry.get("Shift")
+    inputs = keras.Input((2,))
+    path = layerhub.save_model(keras.Model(inputs, shift(offset=5.0)(inputs)), tmp_path / "s.keras", registry=registry)
+    with zipfile.ZipFile(path) as zf:
+        config = json.loads(zf.read("config.json"))
+        metadata = json.loads(zf.read("metadata.json"))
+    assert metadata["layerhub"]["objects"]["layerhub_upgrading>Shift"]["version"] == "2.0"
+    text = json.dumps(config).replace('"offset": 5.0', '"bias": 5.0')
+    metadata["layerhub"]["objects"]["layerhub_upgrading>Shift"]["version"] = "1.0"
+    rewrite(path, config_json=json.loads(text), metadata_json=metadata)
+    loaded = layerhub.load_model(path, registry=registry)
+    np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[5.0, 5.0]])
+    with zipfile.ZipFile(path) as zf:  # the file itself is not modified
+        assert '"bias": 5.0' in zf.read("config.json").decode()
