@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layerhub_scale import Scale
+
+RNG = np.random.default_rng(7)
+
+
+def reference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: list[int]) -> np.ndarray:
+    shape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
+    return x * gamma.reshape(shape) + beta.reshape(shape)
+
+
+@pytest.mark.parametrize(("shape", "axis", "axes"), [((4, 5), -1, [1]), ((2, 3, 4, 5), 1, [1]), ((2, 3, 4, 5), [1, 3], [1, 3])])
+def test_matches_numpy(shape: tuple[int, ...], axis: int | list[int], axes: list[int]) -> None:
+    x = RNG.normal(size=shape).astype("float32")
+    layer = Scale(axis=axis)
+    layer.build(shape)
+    gamma = RNG.normal(size=layer.gamma.shape).astype("float32")
+    beta = RNG.normal(size=layer.beta.shape).astype("float32")
+    layer.set_weights([gamma, beta])
+    np.testing.assert_allclose(layer(x), reference(x, gamma, beta, axes), rtol=1e-6, atol=1e-6)
+
+
+def test_weights_in_keras2_order_and_defaults() -> None:
+    layer = Scale()
+    layer.build((None, 6))
+    assert [w.path.split("/")[-1] for w in layer.weights] == ["gamma", "beta"]
+    np.testing.assert_array_equal(layer.gamma.numpy(), np.ones(6))
+    np.testing.assert_array_equal(layer.beta.numpy(), np.zeros(6))
+
+
+def test_config_keeps_keras2_keys_and_rebuilds() -> None:
+    layer = Scale(axis=[1, 2], momentum=0.5, gamma_initializer="random_normal", gamma_regularizer="l2")
+    config = layer.get_config()
+    assert config["momentum"] == 0.5
+    assert config["axis"] == [1, 2]
+    clone = Scale.from_config(config)
+    assert clone.get_config() == config
+
+
+def test_gradients_reach_every_weight_and_training_lowers_loss() -> None:
+    x = RNG.normal(size=(16, 3)).astype("float32")
+    target = x * np.array([2.0, -1.0, 0.5], "float32") + 1.0
+    layer = Scale()
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((layer(x) - target) ** 2)
+    grads = tape.gradient(loss, layer.trainable_weights)
+    assert all(float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    first = model.train_on_batch(x, target)
+    for _ in range(10):
+        last = model.train_on_batch(x, target)
+    assert last < first
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shape", "message"),
+    [
+        ({"axis": []}, None, "Received: axis=[]"),
+        ({"axis": "channels"}, None, "Received: axis=channels"),
+        ({"axis": 3}, (2, 3), "Received: axis=3"),
+        ({"axis": 1}, (2, None), "Received: input_shape=(2, None)"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], shape: tuple[int | None, ...] | None, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        Scale(**kwargs).build(shape) if shape else Scale(**kwargs)
