@@ -14,11 +14,11 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, Registry, UnsafeModelError
 from layerhub._private import archive, loading
-from layerhub_scale import Scale
 
 
 def scale_model() -> keras.Model:
@@ -66,7 +66,9 @@ def test_fresh_interpreter_loads_without_custom_objects(tmp_path: Path, saver: s
         layerhub.save_model(model, path)
     x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype("float32")
     np.save(tmp_path / "x.npy", x)
-    result = run_fresh(LOAD_IN_FRESH_PROCESS, str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy"))
+    result = run_fresh(
+        LOAD_IN_FRESH_PROCESS, str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")
+    )
     assert result["before"] == []
     assert result["plugins"] == ["layerhub_scale"]  # and no other installed plugin
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0), rtol=1e-6)
@@ -300,7 +302,9 @@ def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: P
     registry = Registry()
     shift = registry.get("Shift")
     inputs = keras.Input((2,))
-    path = layerhub.save_model(keras.Model(inputs, shift(offset=5.0)(inputs)), tmp_path / "s.keras", registry=registry)
+    path = layerhub.save_model(
+        keras.Model(inputs, shift(offset=5.0)(inputs)), tmp_path / "s.keras", registry=registry
+    )
     with zipfile.ZipFile(path) as zf:
         config = json.loads(zf.read("config.json"))
         metadata = json.loads(zf.read("metadata.json"))

@@ -123,7 +123,7 @@ def test_get_imports_only_the_plugin_that_provides_the_name(fake_dist: FakeDist)
 
 def test_unknown_name_is_a_clear_error(fake_dist: FakeDist) -> None:
     layer_plugin(fake_dist, "layerhub_spelled", "Spelled")
-    with pytest.raises(PluginNotFoundError, match="'Speled'.*did you mean Spelled"):
+    with pytest.raises(PluginNotFoundError, match=r"'Speled'.*did you mean Spelled"):
         Registry().get("Speled")
 
 
@@ -137,7 +137,7 @@ def test_broken_plugin_is_recorded_and_the_others_keep_working(fake_dist: FakeDi
     registry = Registry()
     with pytest.warns(PluginWarning, match="layerhub_broken.*missing native library") as caught:
         registry.load_all()
-        registry.load_all()
+    registry.load_all()  # idempotent, and warns only once
     assert len([w for w in caught if "layerhub_broken" in str(w.message)]) == 1
     (broken,) = registry.list("Broken")
     assert broken.status == "broken"
@@ -151,8 +151,8 @@ def test_broken_plugin_is_recorded_and_the_others_keep_working(fake_dist: FakeDi
 def test_plugin_claimed_by_two_distributions_is_a_conflict(fake_dist: FakeDist) -> None:
     for dist in ("layerhub-twin-one", "layerhub-twin-two"):
         fake_dist(dist, plugin="layerhub_twin", objects={"Twin": "layerhub_twin:Twin"})
+    registry = Registry()
     with pytest.warns(PluginWarning, match="layerhub_twin"):
-        registry = Registry()
         records = registry.list("Twin")
     assert {r.status for r in records} == {"conflict"}
     assert "layerhub-twin-two" in (records[0].error or "")
@@ -164,7 +164,9 @@ def test_plugin_claimed_by_two_distributions_is_a_conflict(fake_dist: FakeDist) 
 def test_same_class_name_from_two_plugins_must_be_disambiguated(fake_dist: FakeDist) -> None:
     layer_plugin(fake_dist, "layerhub_otherscale", "Scale")
     registry = Registry()
-    with pytest.raises(AmbiguousNameError, match=r"layerhub_otherscale>Scale, layerhub_scale>Scale"):
+    with pytest.raises(
+        AmbiguousNameError, match=r"layerhub_otherscale>Scale, layerhub_scale>Scale"
+    ):
         registry.get("Scale")
     assert registry.get("layerhub_otherscale>Scale") is not registry.get("layerhub_scale>Scale")
 
@@ -174,7 +176,9 @@ def test_hooks_that_disagree_with_metadata_are_a_mismatch(fake_dist: FakeDist) -
         "layerhub-liar",
         plugin="layerhub_liar",
         objects={"Declared": "layerhub_liar:Declared"},
-        modules={"layerhub_liar/__init__.py": LAYER_PLUGIN.format(plugin="layerhub_liar", cls="Other")},
+        modules={
+            "layerhub_liar/__init__.py": LAYER_PLUGIN.format(plugin="layerhub_liar", cls="Other")
+        },
     )
     registry = Registry()
     with pytest.warns(PluginWarning, match="mismatch|Declared"):

@@ -1,4 +1,4 @@
-"""layerhub: install Keras 3 custom layers as plugins, and load saved models without ``custom_objects``.
+"""layerhub: Keras 3 custom layers as installable plugins; saved models load without custom_objects.
 
 ``import layerhub`` and ``registry.list()`` import neither keras nor any plugin.
 """
@@ -17,12 +17,12 @@ from layerhub._private.errors import (
     PluginNotFoundError,
     UnsafeModelError,
 )
-from layerhub._private.loading import load_model, save_model
 from layerhub._private.records import LayerRecord
 from layerhub._private.registry import PluginWarning, Registry, registry
 
 if TYPE_CHECKING:
     from layerhub._private.hookspecs import hookimpl, hookspec
+    from layerhub._private.loading import load_model, save_model
 
 __version__ = "0.1.0"
 
@@ -47,10 +47,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # pluggy is only needed once a plugin is imported; listing stays as cheap as a metadata scan.
-    if name in ("hookimpl", "hookspec"):
-        from layerhub._private import hookspecs
+_LAZY = {
+    "hookimpl": "layerhub._private.hookspecs",
+    "hookspec": "layerhub._private.hookspecs",
+    "load_model": "layerhub._private.loading",
+    "save_model": "layerhub._private.loading",
+}
 
-        return getattr(hookspecs, name)
+
+def __getattr__(name: str) -> Any:
+    # Listing must cost no more than a metadata scan: pluggy and the archive code (zipfile,
+    # json, tempfile) are imported on first use, not by ``import layerhub``.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'layerhub' has no attribute {name!r}")

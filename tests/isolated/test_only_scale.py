@@ -24,7 +24,6 @@ def test_only_scale_is_listed_and_tensorflow_is_absent() -> None:
 
 def test_a_scale_model_loads_with_only_its_plugin(tmp_path: Path) -> None:
     import keras
-
     from layerhub_scale import Scale
 
     inputs = keras.Input((4,))

@@ -38,13 +38,17 @@ def model_format(path: str | os.PathLike[str]) -> tuple[Path, Format]:
     suffix = file.suffix.lower()
     if suffix == ".keras":
         if not zipfile.is_zipfile(file):
-            raise ModelFileError(f"{file} is not a .keras archive (corrupt, truncated or not a zip)")
+            raise ModelFileError(
+                f"{file} is not a .keras archive (corrupt, truncated or not a zip)"
+            )
         return file, "keras"
     if suffix in (".h5", ".hdf5"):
         if head != _HDF5_SIGNATURE:
             raise ModelFileError(f"{file} is not an HDF5 file (corrupt, truncated or renamed)")
         return file, "h5"
-    raise ModelFileError(f"{file}: unsupported model file type {suffix or '(none)'!r}; expected .keras or .h5")
+    raise ModelFileError(
+        f"{file}: unsupported model file type {suffix or '(none)'!r}; expected .keras or .h5"
+    )
 
 
 def read_keras(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -55,7 +59,9 @@ def read_keras(file: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
             names = set(archive.namelist())
             metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
     except KeyError as error:
-        raise ModelFileError(f"{file} is not a Keras model: the archive has no config.json") from error
+        raise ModelFileError(
+            f"{file} is not a Keras model: the archive has no config.json"
+        ) from error
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise ModelFileError(f"{file} is corrupt: {one_line(error)}") from error
     if not isinstance(config, dict) or "class_name" not in config:
@@ -102,7 +108,7 @@ def registered_names(config: dict[str, Any]) -> set[str]:
     Registered classes carry it in ``registered_name``; registered functions (Lambda functions,
     activations, losses) are saved as ``{"class_name": "function", "config": "package>name"}``.
     """
-    found = set()
+    found: set[str] = set()
     for node in walk(config):
         if not isinstance(node, dict):
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata as metadata
 from collections import defaultdict
 from typing import Final
@@ -17,9 +16,9 @@ def _name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
     # Parsing METADATA costs more than the whole entry-point scan; an installed wheel's
     # ``<name>-<version>.dist-info`` directory already says both (binary distribution format).
     path = getattr(dist, "_path", None)
-    stem = getattr(path, "name", "")
-    if stem.endswith(".dist-info") and stem.count("-") == 1:
-        name, version = stem[: -len(".dist-info")].split("-")
+    stem, dot, suffix = getattr(path, "name", "").rpartition(".")
+    if dot and suffix == "dist-info" and stem.count("-") == 1:
+        name, version = stem.split("-")
         return name.replace("_", "-").lower(), version
     return dist.metadata["Name"] or "unknown", dist.version or "unknown"
 
@@ -52,7 +51,7 @@ def scan() -> list[LayerRecord]:
             error = (
                 f"{distribution} declares objects but no plugin in the {PLUGIN_GROUP!r} group"
                 if not owners
-                else f"{distribution} declares {len(owners)} plugins; one distribution is one plugin"
+                else f"{distribution} declares {len(owners)} plugins, not one"
             )
         records.append(
             LayerRecord(
@@ -79,8 +78,7 @@ def mark_conflicts(records: list[LayerRecord]) -> list[LayerRecord]:
         claimants = owners[record.plugin]
         if len(claimants) > 1 and record.status == "installed":
             others = ", ".join(sorted(claimants - {record.distribution}))
-            record = dataclasses.replace(
-                record,
+            record = record._replace(
                 status="conflict",
                 error=f"plugin {record.plugin!r} is also provided by {others}",
             )

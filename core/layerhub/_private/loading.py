@@ -71,16 +71,13 @@ def load_model(
     _import_plugins(archive.registered_names(config) - set(user_objects), manifest, registry)
     import keras
 
-    with _upgraded(file, config, manifest, registry) as source:
-        with _as_model_file_error(file):
-            return keras.saving.load_model(
-                source, custom_objects=user_objects or None, compile=compile, safe_mode=safe_mode
-            )
+    with _upgraded(file, config, manifest, registry) as source, _as_model_file_error(file):
+        return keras.saving.load_model(
+            source, custom_objects=user_objects or None, compile=compile, safe_mode=safe_mode
+        )
 
 
-def _import_plugins(
-    names: set[str], manifest: dict[str, Any] | None, registry: Registry
-) -> None:
+def _import_plugins(names: set[str], manifest: dict[str, Any] | None, registry: Registry) -> None:
     known = registry.load_for(names)
     saved = (manifest or {}).get("objects", {})
     missing: dict[str, tuple[str | None, str | None]] = {}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
-import dataclasses
-import difflib
 import fnmatch
 import importlib
 import os
@@ -60,7 +59,9 @@ class Registry:
         if autoload is None:
             autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
         self._autoload = autoload and records is None
-        self._records: list[LayerRecord] | None = None if self._autoload else list(records or ())
+        self._records: builtins.list[LayerRecord] | None = (
+            None if self._autoload else list(records or ())
+        )
         self._lock = threading.RLock()
         self._pm: pluggy.PluginManager | None = None
         self._modules: dict[str, ModuleType] = {}
@@ -70,7 +71,7 @@ class Registry:
 
     # -- metadata -------------------------------------------------------------------------------
 
-    def _base_records(self) -> list[LayerRecord]:
+    def _base_records(self) -> builtins.list[LayerRecord]:
         if self._records is None:
             with self._lock:
                 if self._records is None:
@@ -85,12 +86,12 @@ class Registry:
             return record
         if record.plugin in self._problems:
             status, error = self._problems[record.plugin]
-            return dataclasses.replace(record, status=status, error=error)  # type: ignore[arg-type]
+            return record._replace(status=status, error=error)  # type: ignore[arg-type]
         if record.plugin in self._modules:
-            return dataclasses.replace(record, status="loaded")
+            return record._replace(status="loaded")
         return record
 
-    def list(self, pattern: str | None = None) -> list[LayerRecord]:
+    def list(self, pattern: str | None = None) -> builtins.list[LayerRecord]:
         """Installed objects, sorted by name, without importing keras or any plugin.
 
         Args:
@@ -108,9 +109,11 @@ class Registry:
             ]
         return sorted(records, key=lambda r: (r.name.lower(), r.registered_name))
 
-    def plugin_for(self, registered_name: str) -> list[LayerRecord]:
+    def plugin_for(self, registered_name: str) -> builtins.list[LayerRecord]:
         """The records declaring ``registered_name`` (more than one means a conflict)."""
-        return [self._current(r) for r in self._base_records() if r.registered_name == registered_name]
+        return [
+            self._current(r) for r in self._base_records() if r.registered_name == registered_name
+        ]
 
     def refresh(self) -> None:
         """Forget the scanned metadata, so that newly installed plugins are seen."""
@@ -178,7 +181,9 @@ class Registry:
             if first.status == "conflict":
                 raise PluginConflictError(f"cannot load plugin {plugin!r}: {first.error}")
             if first.status == "broken":
-                raise BrokenPluginError(f"plugin {plugin!r} from {first.distribution} is broken: {first.error}")
+                raise BrokenPluginError(
+                    f"plugin {plugin!r} from {first.distribution} is broken: {first.error}"
+                )
             try:
                 module = importlib.import_module(first.module)
                 self.plugin_manager.register(module, name=plugin)
@@ -192,16 +197,16 @@ class Registry:
             self._check(plugin, records)
             return module
 
-    def _provided(self, plugin: str, hook_name: str) -> list[Any]:
+    def _provided(self, plugin: str, hook_name: str) -> builtins.list[Any]:
         caller = getattr(self.plugin_manager.hook, hook_name)
         return [impl.function() for impl in caller.get_hookimpls() if impl.plugin_name == plugin]
 
-    def _check(self, plugin: str, records: list[LayerRecord]) -> None:
+    def _check(self, plugin: str, records: builtins.list[LayerRecord]) -> None:
         """Map the plugin's hook objects by registered name; record any disagreement."""
         import keras
 
         declared = {r.registered_name for r in records}
-        problems: list[str] = []
+        problems: builtins.list[str] = []
         provided: set[str] = set()
         for objects in self._provided(plugin, "layerhub_layers"):
             for obj in objects or ():
@@ -212,7 +217,9 @@ class Registry:
                 provided.add(name)
                 self._objects[name] = obj
         if missing := sorted(declared - provided):
-            problems.append(f"metadata declares {', '.join(missing)} but the hooks do not provide it")
+            problems.append(
+                f"metadata declares {', '.join(missing)} but the hooks do not provide it"
+            )
         if extra := sorted(provided - declared):
             problems.append(f"hooks provide {', '.join(extra)} missing from the metadata")
         declared_names = {r.name for r in records}
@@ -234,7 +241,9 @@ class Registry:
             with contextlib.suppress(BrokenPluginError, PluginConflictError):
                 self.load_plugin(plugin)
 
-    def register(self, module: ModuleType, *, plugin: str | None = None) -> list[LayerRecord]:
+    def register(
+        self, module: ModuleType, *, plugin: str | None = None
+    ) -> builtins.list[LayerRecord]:
         """Register a plugin module by hand (tests, notebooks, ``LAYERHUB_DISABLE_AUTOLOAD``).
 
         Its records are built from what its ``layerhub_layers`` hook returns.
@@ -264,7 +273,7 @@ class Registry:
 
     # -- lookup ---------------------------------------------------------------------------------
 
-    def _matches(self, name: str) -> list[LayerRecord]:
+    def _matches(self, name: str) -> builtins.list[LayerRecord]:
         return [r for r in self._base_records() if name in (r.name, r.registered_name)]
 
     def get(self, name: str) -> Any:
@@ -277,6 +286,8 @@ class Registry:
         """
         matches = self._matches(name)
         if not matches:
+            import difflib
+
             known = sorted({r.name for r in self._base_records()})
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -347,7 +358,7 @@ class Registry:
             mapping[record.name] = obj
         return mapping
 
-    def problems(self) -> list[LayerRecord]:
+    def problems(self) -> builtins.list[LayerRecord]:
         """Records that are broken, conflicting or mismatched (after ``load_all`` for all)."""
         return [r for r in self.list() if r.status not in ("installed", "loaded")]
 

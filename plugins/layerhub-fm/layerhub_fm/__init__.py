@@ -7,6 +7,14 @@ from layerhub_fm.fm_layer import FMLayer
 
 __all__ = ["FMLayer"]
 
+# How `pytest --layerhub-conformance` builds and feeds each layer: (init_kwargs, input_shape).
+LAYERHUB_EXAMPLES = {
+    "FMLayer": [
+        ({"output_dim": 3, "factor_order": 2}, (2, 6)),
+        ({"output_dim": 1, "factor_order": 4, "activation": "sigmoid"}, (2, 3, 5)),
+    ],
+}
+
 
 @hookimpl
 def layerhub_layers() -> list[object]:

@@ -167,7 +167,7 @@ class FMLayer(keras.layers.Layer):
         return outputs
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return tuple(input_shape[:-1]) + (self.output_dim,)
+        return (*tuple(input_shape[:-1]), self.output_dim)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -192,4 +192,4 @@ class FMLayer(keras.layers.Layer):
 
 def _is_positive_int(value: object) -> bool:
     # bool is an int subclass, but FMLayer(True, 2) is a bug, not a size.
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
-
 from layerhub_fm import FMLayer
 
 
@@ -85,9 +86,7 @@ def test_matches_numpy_reference(activation, numpy_activation) -> None:
     layer.build(x.shape)
     w, v, b = random_weights(layer, rng)
     out = ops.convert_to_numpy(layer(x))
-    np.testing.assert_allclose(
-        out, reference(x, w, v, b, numpy_activation), rtol=1e-5, atol=1e-5
-    )
+    np.testing.assert_allclose(out, reference(x, w, v, b, numpy_activation), rtol=1e-5, atol=1e-5)
 
 
 def test_higher_rank_inputs_apply_per_position() -> None:
@@ -113,7 +112,7 @@ def test_gradients_match_analytic_and_are_nonzero() -> None:
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(x) * upstream)
     grads = [np.asarray(g) for g in tape.gradient(loss, variables)]
-    for weight, grad in zip(layer.trainable_weights, grads):
+    for weight, grad in zip(layer.trainable_weights, grads, strict=True):
         assert np.count_nonzero(grad) == grad.size, weight.name
 
     grad_w, grad_v, grad_b = grads
@@ -122,9 +121,10 @@ def test_gradients_match_analytic_and_are_nonzero() -> None:
     # d/dV[i, f] of the pairwise term: x_i (x·V)_f - V[i, f] x_i^2, per sample.
     per_sample = upstream.sum(axis=1)
     xv = x @ v
-    expected_v = np.einsum("n,ni,nf->if", per_sample, x, xv) - v * np.einsum(
-        "n,ni->i", per_sample, x**2
-    )[:, None]
+    expected_v = (
+        np.einsum("n,ni,nf->if", per_sample, x, xv)
+        - v * np.einsum("n,ni->i", per_sample, x**2)[:, None]
+    )
     np.testing.assert_allclose(grad_v, expected_v, rtol=1e-4, atol=1e-5)
 
 
@@ -163,7 +163,7 @@ def test_compute_output_shape_matches_call(input_shape: tuple[int, ...]) -> None
     x = np.ones(input_shape, dtype="float32")
     assert layer.compute_output_shape(input_shape) == tuple(layer(x).shape)
     symbolic = layer(keras.Input(input_shape[1:]))
-    assert layer.compute_output_shape((None,) + input_shape[1:]) == tuple(symbolic.shape)
+    assert layer.compute_output_shape((None, *input_shape[1:])) == tuple(symbolic.shape)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -204,6 +204,7 @@ def test_jit_compile() -> None:
     model = keras.Sequential([keras.Input((6,)), layer])
     w, v, b = random_weights(layer, rng)
     model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    assert model.jit_compile  # XLA really in use, not silently turned off
     out = model.predict(x, verbose=0)
 
     def sigmoid(a: np.ndarray) -> np.ndarray:
@@ -288,8 +289,8 @@ def test_unknown_feature_size_is_rejected() -> None:
         FMLayer(2, 2).build((None, None))
 
 
-def test_check_layer() -> None:
+def test_check_layer(tmp_path: Path) -> None:
     # Fresh-interpreter save/load round trip and the other generic checks of the test kit.
     from layerhub.testing import check_layer
 
-    check_layer(FMLayer, {"output_dim": 3, "factor_order": 2}, (None, 6))
+    check_layer(FMLayer, {"output_dim": 3, "factor_order": 2}, (2, 6), tmp_path=tmp_path)

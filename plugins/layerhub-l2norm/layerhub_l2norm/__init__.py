@@ -7,6 +7,11 @@ from layerhub_l2norm.l2_normalization import L2Normalization
 
 __all__ = ["L2Normalization"]
 
+# How `pytest --layerhub-conformance` builds and feeds each layer: (init_kwargs, input_shape).
+LAYERHUB_EXAMPLES = {
+    "L2Normalization": [({"gamma_init": 5.0}, (2, 4, 4, 3)), ({"axis": 1}, (2, 3, 4, 4))],
+}
+
 
 @hookimpl
 def layerhub_layers() -> list[object]:

@@ -85,9 +85,7 @@ class L2Normalization(keras.layers.Layer):
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise ValueError(f"`axis` must be an integer. Received: axis={axis!r}")
         if not _is_real(epsilon) or not epsilon > 0 or not math.isfinite(epsilon):
-            raise ValueError(
-                f"`epsilon` must be a positive number. Received: epsilon={epsilon!r}"
-            )
+            raise ValueError(f"`epsilon` must be a positive number. Received: epsilon={epsilon!r}")
         self.gamma_init = float(gamma_init)
         self.axis = axis
         self.epsilon = float(epsilon)
@@ -100,8 +98,7 @@ class L2Normalization(keras.layers.Layer):
         rank = len(input_shape)
         if not -rank <= self.axis < rank:
             raise ValueError(
-                f"`axis` is out of range for inputs of rank {rank}. "
-                f"Received: axis={self.axis}"
+                f"`axis` is out of range for inputs of rank {rank}. Received: axis={self.axis}"
             )
         axis = self.axis % rank
         if axis == 0:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
-
 from layerhub_l2norm import L2Normalization
 
 
@@ -117,7 +118,7 @@ def test_compute_output_shape_matches_call(input_shape: tuple[int, ...]) -> None
     layer = L2Normalization(axis=1)
     x = np.ones(input_shape, dtype="float32")
     assert layer.compute_output_shape(input_shape) == tuple(layer(x).shape)
-    assert layer.compute_output_shape((None,) + input_shape[1:]) == (None,) + input_shape[1:]
+    assert layer.compute_output_shape((None, *input_shape[1:])) == (None, *input_shape[1:])
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -156,6 +157,7 @@ def test_jit_compile() -> None:
     model = keras.Sequential([keras.Input((None, None, 3)), layer])
     gamma = random_gamma(layer, rng)
     model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    assert model.jit_compile  # XLA really in use, not silently turned off
     out = model.predict(x, verbose=0)
     np.testing.assert_allclose(out, reference(x, gamma, -1, 1e-12), rtol=1e-5, atol=1e-5)
     history = model.fit(x, np.zeros_like(x), epochs=1, verbose=0)
@@ -221,8 +223,8 @@ def test_build_validation(axis: int, input_shape: tuple[int | None, ...], messag
         L2Normalization(axis=axis).build(input_shape)
 
 
-def test_check_layer() -> None:
+def test_check_layer(tmp_path: Path) -> None:
     # Fresh-interpreter save/load round trip and the other generic checks of the test kit.
     from layerhub.testing import check_layer
 
-    check_layer(L2Normalization, {"gamma_init": 5.0}, (None, 4, 4, 3))
+    check_layer(L2Normalization, {"gamma_init": 5.0}, (2, 4, 4, 3), tmp_path=tmp_path)

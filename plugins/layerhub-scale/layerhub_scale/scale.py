@@ -60,7 +60,9 @@ class Scale(keras.layers.Layer):
         super().__init__(**kwargs)
         axes = [axis] if isinstance(axis, int) else list(axis)
         if not axes or not all(isinstance(a, int) for a in axes):
-            raise ValueError(f"`axis` must be an int or a non-empty list of ints. Received: axis={axis}")
+            raise ValueError(
+                f"`axis` must be an int or a non-empty list of ints. Received: axis={axis}"
+            )
         self.axis = axis if isinstance(axis, int) else axes
         self._axes = axes
         self.momentum = momentum
@@ -85,7 +87,8 @@ class Scale(keras.layers.Layer):
             )
         param_shape = tuple(int(input_shape[a]) for a in axes)  # type: ignore[arg-type]
         self._broadcast_shape = [
-            int(input_shape[d]) if d in axes else 1 for d in range(rank)  # type: ignore[arg-type]
+            int(input_shape[d]) if d in axes else 1
+            for d in range(rank)  # type: ignore[arg-type]
         ]
         # Weight order matters: Keras 2 files store gamma first, then beta.
         self.gamma = self.add_weight(
@@ -102,9 +105,7 @@ class Scale(keras.layers.Layer):
             regularizer=self.beta_regularizer,
             constraint=self.beta_constraint,
         )
-        self.input_spec = keras.layers.InputSpec(
-            ndim=rank, axes={a: input_shape[a] for a in axes}
-        )
+        self.input_spec = keras.layers.InputSpec(ndim=rank, axes={a: input_shape[a] for a in axes})
 
     def call(self, inputs: Any) -> Any:
         gamma = ops.reshape(ops.cast(self.gamma, self.compute_dtype), self._broadcast_shape)

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from layerhub_scale import Scale
 
 RNG = np.random.default_rng(7)
@@ -15,7 +14,10 @@ def reference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: list[int
     return x * gamma.reshape(shape) + beta.reshape(shape)
 
 
-@pytest.mark.parametrize(("shape", "axis", "axes"), [((4, 5), -1, [1]), ((2, 3, 4, 5), 1, [1]), ((2, 3, 4, 5), [1, 3], [1, 3])])
+@pytest.mark.parametrize(
+    ("shape", "axis", "axes"),
+    [((4, 5), -1, [1]), ((2, 3, 4, 5), 1, [1]), ((2, 3, 4, 5), [1, 3], [1, 3])],
+)
 def test_matches_numpy(shape: tuple[int, ...], axis: int | list[int], axes: list[int]) -> None:
     x = RNG.normal(size=shape).astype("float32")
     layer = Scale(axis=axis)
@@ -35,7 +37,9 @@ def test_weights_in_keras2_order_and_defaults() -> None:
 
 
 def test_config_keeps_keras2_keys_and_rebuilds() -> None:
-    layer = Scale(axis=[1, 2], momentum=0.5, gamma_initializer="random_normal", gamma_regularizer="l2")
+    layer = Scale(
+        axis=[1, 2], momentum=0.5, gamma_initializer="random_normal", gamma_regularizer="l2"
+    )
     config = layer.get_config()
     assert config["momentum"] == 0.5
     assert config["axis"] == [1, 2]
@@ -68,6 +72,10 @@ def test_gradients_reach_every_weight_and_training_lowers_loss() -> None:
         ({"axis": 1}, (2, None), "Received: input_shape=(2, None)"),
     ],
 )
-def test_bad_arguments(kwargs: dict[str, object], shape: tuple[int | None, ...] | None, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+def test_bad_arguments(
+    kwargs: dict[str, object], shape: tuple[int | None, ...] | None, message: str
+) -> None:
+    with pytest.raises(
+        ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
         Scale(**kwargs).build(shape) if shape else Scale(**kwargs)

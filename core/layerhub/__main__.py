@@ -1,0 +1,10 @@
+"""``python -m layerhub``: the ``layerhub`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+from layerhub._private.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

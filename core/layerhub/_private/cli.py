@@ -1,0 +1,436 @@
+"""The ``layerhub`` command: list, explain and check installed plugins, and start new ones.
+
+Exit status: 0 success; 1 something is missing or broken (``inspect``, ``doctor``) or an
+unexpected error; 2 bad usage or bad input (a missing file, a corrupt archive, an unknown name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import os
+import sys
+import traceback
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NoReturn
+
+from layerhub._private import archive, scaffold
+from layerhub._private.errors import LayerHubError, MissingPluginError
+from layerhub._private.records import LayerRecord, one_line
+from layerhub._private.registry import PluginWarning, registry
+
+PROG = "layerhub"
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+_WIDTH = 100
+_HEALTHY = ("installed", "loaded")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """Bad command-line usage; reported in one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line instead of argparse's usage block; the hint points at the full help.
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- output helpers -------------------------------------------------------------------------------
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """Rows of cells as left-aligned columns separated by two spaces."""
+    lines = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    ]
+
+
+def _emit(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    records = registry.list(args.pattern)
+    if args.json:
+        data = registry.to_dict()
+        if args.pattern is not None:
+            data["records"] = [r.to_dict() for r in records]
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    if not records:
+        print(
+            f"no installed layer matches {args.pattern!r}"
+            if args.pattern is not None
+            else "no layerhub plugins are installed"
+        )
+        return EXIT_OK
+    header = ("NAME", "REGISTERED NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "STATUS")
+    rows = [
+        (r.name, r.registered_name, r.plugin, r.distribution, r.version, r.status) for r in records
+    ]
+    _emit(table(header, rows))
+    _emit(_problem_lines(records))
+    return EXIT_OK
+
+
+def _problem_lines(records: Iterable[LayerRecord]) -> list[str]:
+    """One line per plugin with a problem: which distribution, what status, why."""
+    causes: dict[tuple[str, str, str], str] = {}
+    for r in records:
+        if r.status not in _HEALTHY:
+            causes.setdefault((r.plugin, r.distribution, r.version), f"{r.status}: {r.error}")
+    if not causes:
+        return []
+    return ["", "problems:"] + [
+        f"  {plugin} ({distribution} {version}): {cause}"
+        for (plugin, distribution, version), cause in sorted(causes.items())
+    ]
+
+
+# -- info -----------------------------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    obj = registry.get(args.name)
+    record = next(r for r in registry.list() if args.name in (r.name, r.registered_name))
+    legacy = _legacy_names(record.plugin, obj)
+    fields = [
+        ("name", record.name),
+        ("summary", summary(obj)),
+        ("signature", signature(obj, width=_WIDTH - 17)),
+        ("registered name", record.registered_name),
+        ("module", f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"),
+        ("plugin", record.plugin),
+        ("distribution", f"{record.distribution} {record.version}"),
+        ("status", record.status + (f": {record.error}" if record.error else "")),
+        ("legacy names", ", ".join(legacy) if legacy else "none (not loadable from Keras 2 .h5)"),
+        ("install", record.pip_command),
+    ]
+    key_width = max(len(key) for key, _ in fields) + 2
+    for key, value in fields:
+        first, *rest = value.splitlines() or [""]
+        print(f"{key.ljust(key_width)}{first}")
+        _emit(" " * key_width + line for line in rest)
+    return EXIT_OK
+
+
+def summary(obj: Any) -> str:
+    """The first line of the object's own docstring (not one inherited from keras)."""
+    doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    lines = inspect.cleandoc(doc).splitlines() if isinstance(doc, str) else []
+    return lines[0] if lines and lines[0] else "(no docstring)"
+
+
+def signature(obj: Any, *, width: int = _WIDTH) -> str:
+    """``Name(arg=default, ...)`` without annotations; one argument a line when too long."""
+    try:
+        if isinstance(obj, type):
+            # Not signature(obj): keras.layers.Layer defines __new__(*args, **kwargs).
+            init = inspect.getattr_static(obj, "__init__")
+            params = list(inspect.signature(init).parameters.values())[1:]
+        else:
+            params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return f"{getattr(obj, '__name__', obj)}(...)"
+    parts = _parameter_strings(params)
+    name = getattr(obj, "__name__", "?")
+    one_line_form = f"{name}({', '.join(parts)})"
+    if len(one_line_form) <= width or not parts:
+        return one_line_form
+    return "\n".join([f"{name}(", *(f"    {p}," for p in parts), ")"])
+
+
+def _parameter_strings(params: Sequence[inspect.Parameter]) -> list[str]:
+    parts: list[str] = []
+    star_done = False
+    for i, p in enumerate(params):
+        bare = p.replace(annotation=inspect.Parameter.empty)
+        if p.kind is p.VAR_POSITIONAL:
+            star_done = True
+        if p.kind is p.KEYWORD_ONLY and not star_done:
+            parts.append("*")
+            star_done = True
+        parts.append(str(bare))
+        last_positional_only = p.kind is p.POSITIONAL_ONLY and (
+            i + 1 == len(params) or params[i + 1].kind is not p.POSITIONAL_ONLY
+        )
+        if last_positional_only:
+            parts.append("/")
+    return parts
+
+
+def _legacy_names(plugin: str, obj: Any) -> list[str]:
+    """The Keras 2 names the plugin's ``layerhub_legacy_names`` hook maps to ``obj``."""
+    names: set[str] = set()
+    for impl in registry.hook.layerhub_legacy_names.get_hookimpls():
+        if impl.plugin_name == plugin:
+            names.update(name for name, value in (impl.function() or {}).items() if value is obj)
+    return sorted(names)
+
+
+# -- inspect --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Need:
+    """One name a model file refers to, and what the installed plugins make of it."""
+
+    name: str
+    providers: tuple[LayerRecord, ...]
+    saved_distribution: str | None = None
+    saved_version: str | None = None
+
+    @property
+    def status(self) -> str:
+        if not self.providers:
+            return "missing"
+        if len({p.registered_name for p in self.providers}) > 1:
+            return "ambiguous"
+        provider = self.providers[0]
+        if provider.status not in _HEALTHY:
+            return provider.status
+        if self.saved_version is not None and self.saved_version != provider.version:
+            return f"ok (saved with {self.saved_version})"
+        return "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.status.startswith("ok")
+
+    def row(self) -> tuple[str, str, str, str, str]:
+        installed = ", ".join(sorted({f"{p.distribution} {p.version}" for p in self.providers}))
+        saved = " ".join(x for x in (self.saved_distribution, self.saved_version) if x)
+        plugins = ", ".join(sorted({p.plugin for p in self.providers}))
+        return (self.name, plugins or "-", saved or "-", installed or "-", self.status)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    file, kind = archive.model_format(args.model)
+    if kind == "keras":
+        config, manifest = archive.read_keras(file)
+        needs = keras_needs(config, manifest)
+        origin = (
+            f"Keras 3 archive, layerhub manifest from layerhub {manifest.get('layerhub_version')}"
+            if manifest is not None
+            else "Keras 3 archive without a layerhub manifest (saved with plain model.save)"
+        )
+    else:
+        needs = h5_needs(archive.read_h5(file))
+        origin = "Keras 2 HDF5 file"
+    print(f"{file}: {origin}")
+    if not needs:
+        print("it uses only Keras built-in objects")
+        return EXIT_OK
+    header = ("NAME", "PLUGIN", "SAVED WITH", "INSTALLED", "STATUS")
+    _emit(table(header, [n.row() for n in needs]))
+    problems = [n for n in needs if not n.ok]
+    _emit(_remedy_lines(problems))
+    return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def keras_needs(config: dict[str, Any], manifest: dict[str, Any] | None) -> list[Need]:
+    """What a ``.keras`` config needs: each registered name, matched against the metadata."""
+    saved = (manifest or {}).get("objects", {})
+    needs = []
+    for name in sorted(archive.registered_names(config)):
+        entry = saved.get(name)
+        entry = entry if isinstance(entry, dict) else {}
+        needs.append(
+            Need(
+                name,
+                tuple(registry.plugin_for(name)),
+                entry.get("distribution"),
+                entry.get("version"),
+            )
+        )
+    return needs
+
+
+def h5_needs(config: dict[str, Any]) -> list[Need]:
+    """What a Keras 2 config needs: each class name that is not a Keras built-in."""
+    # Keras itself is needed to tell its built-ins apart; loading uses the same rule.
+    from layerhub._private.loading import _keras_builtin
+
+    records = registry.list()
+    needs = []
+    for name in sorted(archive.class_names(config)):
+        bare = name.rpartition(">")[2]
+        if _keras_builtin(bare):
+            continue
+        needs.append(Need(name, tuple(r for r in records if r.name == bare)))
+    return needs
+
+
+def _remedy_lines(problems: Sequence[Need]) -> list[str]:
+    if not problems:
+        return []
+    lines = [""]
+    missing: dict[str, tuple[str | None, str | None]] = {}
+    for need in problems:
+        if need.providers:
+            lines.append(f"{need.name}: {need.status}; run 'layerhub doctor' for the cause")
+        elif need.saved_distribution is not None:
+            missing[need.name] = (need.saved_distribution, need.saved_version)
+        elif need.name.startswith("layerhub_") and ">" in need.name:
+            # The registration convention names the distribution after the package.
+            missing[need.name] = (need.name.partition(">")[0].replace("_", "-"), None)
+        else:
+            lines.append(f"{need.name}: no installed plugin provides it; no distribution is known")
+    pip = MissingPluginError(missing).pip_command if missing else None
+    if pip is not None:
+        lines.append(f"missing plugins; install them with: {pip}")
+    return lines
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    registry.load_all()
+    records = registry.list()
+    if not records:
+        print("no layerhub plugins are installed")
+        return EXIT_OK
+    plugins: dict[tuple[str, str, str], list[LayerRecord]] = defaultdict(list)
+    for r in records:
+        plugins[(r.plugin, r.distribution, r.version)].append(r)
+    rows = []
+    for (plugin, distribution, version), group in sorted(plugins.items()):
+        status = next((r.status for r in group if r.status not in _HEALTHY), "ok")
+        rows.append((status, plugin, distribution, version, ", ".join(r.name for r in group)))
+    _emit(table(("STATUS", "PLUGIN", "DISTRIBUTION", "VERSION", "OBJECTS"), rows))
+    problems = _problem_lines(records)
+    _emit(problems)
+    _emit(_ambiguity_lines(records))
+    broken = sum(1 for row in rows if row[0] != "ok")
+    print()
+    if broken:
+        print(f"{broken} of {_plural(len(rows), 'plugin')} with problems")
+        return EXIT_PROBLEM
+    print(f"{_plural(len(rows), 'plugin')} checked: each loads and agrees with its metadata")
+    return EXIT_OK
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _ambiguity_lines(records: Iterable[LayerRecord]) -> list[str]:
+    by_name: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        by_name[r.name].add(r.registered_name)
+    return [
+        f"note: {name} is provided as {', '.join(sorted(regs))}; use the registered name, "
+        "and Keras 2 .h5 files naming it cannot be resolved"
+        for name, regs in sorted(by_name.items())
+        if len(regs) > 1
+    ]
+
+
+# -- new ------------------------------------------------------------------------------------------
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    names = scaffold.plugin_names(args.name, args.layer)
+    root, files = scaffold.write_plugin(names, args.dir)
+    print(f"created {root} (distribution {names.distribution}, layer {names.class_name})")
+    _emit(f"  {path.relative_to(root.parent)}" for path in files)
+    where = os.path.relpath(root)
+    print()
+    print("next:")
+    print(f"  edit {os.path.join(where, names.package, names.module + '.py')}")
+    print(f"  pip install -e {where}")
+    print(f"  pytest {where}")
+    print(f"  layerhub list {names.class_name}")
+    return EXIT_OK
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from layerhub import __version__
+
+    common = _Parser(add_help=False)
+    # SUPPRESS: a subcommand's unset flag must not reset one given before the subcommand.
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+    )
+    parser = _Parser(
+        prog=PROG,
+        description="List, explain and check installed layerhub plugins, and start new ones.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("list", cmd_list, "installed layers, from metadata only (imports no plugin)")
+    p.add_argument("pattern", nargs="?", metavar="PATTERN", help="fnmatch wildcard, like '*norm*'")
+    p.add_argument("--json", action="store_true", help="print the serialised registry as JSON")
+
+    p = command("info", cmd_info, "one layer: summary, signature, registration and versions")
+    p.add_argument("name", metavar="NAME", help="class name or registered name")
+
+    p = command("inspect", cmd_inspect, "what a .keras or .h5 model file needs (builds nothing)")
+    p.add_argument("model", metavar="MODEL", help="path to a .keras or .h5 file")
+
+    command("doctor", cmd_doctor, "import every plugin and report broken or inconsistent ones")
+
+    p = command("new", cmd_new, "write a new plugin distribution from the template")
+    p.add_argument("name", metavar="NAME", help="'layerhub-foo', or 'foo' (then prefixed)")
+    p.add_argument("--layer", required=True, metavar="CLASS", help="layer class name, like Foo")
+    p.add_argument("--dir", default=".", metavar="DIR", help="parent directory (default: .)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``layerhub`` command; return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.handler
+        with warnings.catch_warnings():
+            # Plugin problems are reported in the output (status column, doctor), not as warnings.
+            if not debug:
+                warnings.simplefilter("ignore", PluginWarning)
+            return handler(args)
+    except (UsageError, LayerHubError, OSError) as error:
+        return _fail(error, debug, EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        return _fail(error, debug, EXIT_PROBLEM, hint=" (run with --debug for the traceback)")
+
+
+def _fail(error: BaseException, debug: bool, status: int, hint: str = "") -> int:
+    if isinstance(error, BrokenPipeError):
+        # The reader went away (`layerhub list | head`): stop quietly, and keep the interpreter's
+        # final flush of stdout from failing again (the recipe of Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PROBLEM
+    if debug:
+        traceback.print_exc()
+    message = str(error) if isinstance(error, (UsageError, LayerHubError)) else one_line(error)
+    first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    print(f"{PROG}: error: {first_line}{'' if debug else hint}", file=sys.stderr)
+    return status
