@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
@@ -93,13 +94,17 @@ class PAM(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(reduction, bool) or not isinstance(reduction, int) or reduction < 1:
+        if (
+            isinstance(reduction, bool)
+            or not isinstance(reduction, numbers.Integral)
+            or reduction < 1
+        ):
             raise ValueError(
                 f"`reduction` must be a positive integer. Received: reduction={reduction!r}"
             )
         if not isinstance(use_bias, bool):
             raise ValueError(f"`use_bias` must be a boolean. Received: use_bias={use_bias!r}")
-        self.reduction = reduction
+        self.reduction = int(reduction)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -155,10 +160,9 @@ class PAM(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         shape = ops.shape(inputs)
         batch = shape[0]
-        flat = (batch, -1)
-        query = ops.reshape(self.query_conv(inputs), flat + (self._key_channels,))
-        key = ops.reshape(self.key_conv(inputs), flat + (self._key_channels,))
-        value = ops.reshape(self.value_conv(inputs), flat + (self._channels,))
+        query = ops.reshape(self.query_conv(inputs), (batch, -1, self._key_channels))
+        key = ops.reshape(self.key_conv(inputs), (batch, -1, self._key_channels))
+        value = ops.reshape(self.value_conv(inputs), (batch, -1, self._channels))
 
         # Scores are sums over channels of unnormalised features and can exceed
         # the float16 range, so the scores and the softmax use float32.

@@ -8,9 +8,10 @@ import inspect
 import keras
 import numpy as np
 import pytest
-
 from layerhub_pam import pam_layer
 from layerhub_pam.pam_layer import PAM
+
+from layerhub.testing import check_layer
 
 CHANNELS = 16
 
@@ -181,7 +182,7 @@ def test_weights_are_created_in_build_only(x):
     second = keras.ops.convert_to_numpy(layer(x))
     layer(keras.Input((None, None, CHANNELS)))
     assert len(layer.weights) == len(weights) == 6
-    assert all(a is b for a, b in zip(layer.weights, weights))
+    assert all(a is b for a, b in zip(layer.weights, weights, strict=True))
     # Fresh convolutions on every call (the seed's bug) would change the output.
     np.testing.assert_array_equal(first, second)
 
@@ -216,6 +217,18 @@ def test_mixed_precision(policy, x):
     np.testing.assert_allclose(y, pam_reference(x, **w), rtol=tol, atol=tol)
 
 
+def test_float16_scores_do_not_overflow():
+    # Large activations push query . key past float16's maximum of 65504; the scores
+    # are formed in float32, so the output stays finite.
+    layer, w = built_layer(dtype="mixed_float16")
+    x = np.random.default_rng(7).normal(0, 100, size=(1, 6, 6, CHANNELS)).astype("float16")
+    a = x.reshape(-1, CHANNELS).astype(np.float64)
+    scores = (a @ w["wq"] + w["bq"]) @ (a @ w["wk"]).T
+    assert np.abs(scores).max() > 65504
+    y = keras.ops.convert_to_numpy(keras.ops.cast(layer(x), "float32"))
+    assert np.all(np.isfinite(y))
+
+
 def test_mixed_precision_global_policy(x):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
@@ -238,7 +251,7 @@ def test_every_trainable_weight_gets_a_gradient(x):
     # (see test_zero_gamma_only_trains_gamma); that is DANet's design, not a bug.
     layer, _ = built_layer()
     grads = gradients(layer, x)
-    for weight, grad in zip(layer.trainable_weights, grads):
+    for weight, grad in zip(layer.trainable_weights, grads, strict=True):
         assert grad is not None, weight.path
         assert np.abs(grad).max() > 1e-6, weight.path
 
@@ -246,7 +259,8 @@ def test_every_trainable_weight_gets_a_gradient(x):
 def test_zero_gamma_only_trains_gamma(x):
     layer = PAM()
     layer.build(x.shape)
-    grads = dict(zip([w.path for w in layer.trainable_weights], gradients(layer, x)))
+    paths = [w.path for w in layer.trainable_weights]
+    grads = dict(zip(paths, gradients(layer, x), strict=True))
     assert np.abs(grads[layer.gamma.path]).max() > 1e-6
     for path, grad in grads.items():
         if path != layer.gamma.path:
@@ -305,7 +319,8 @@ def test_get_config_holds_every_constructor_argument():
     params = set(inspect.signature(PAM.__init__).parameters) - {"self", "kwargs"}
     assert params <= set(config)
     assert set(NON_DEFAULT_KWARGS) == params
-    assert config["reduction"] == 4 and config["use_bias"] is False
+    assert config["reduction"] == 4
+    assert config["use_bias"] is False
     restored = PAM.from_config(config)
     assert restored.get_config() == config
     assert isinstance(restored.kernel_regularizer, keras.regularizers.L2)
@@ -327,10 +342,10 @@ def test_keras_file_round_trip_in_process(tmp_path, x):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_check_layer_conformance():
-    testing = pytest.importorskip("layerhub.testing")
+@pytest.mark.slow
+def test_check_layer_conformance(tmp_path):
     # gamma="ones": with the default gamma=0 the projection weights have zero gradient.
-    testing.check_layer(PAM, {"reduction": 4, "gamma_initializer": "ones"}, (2, 5, 6, 8))
+    check_layer(PAM, {"reduction": 4, "gamma_initializer": "ones"}, (2, 5, 6, 8), tmp_path=tmp_path)
 
 
 # --------------------------------------------------------------------------- validation
@@ -340,6 +355,11 @@ def test_check_layer_conformance():
 def test_invalid_reduction(reduction):
     with pytest.raises(ValueError, match=f"Received: reduction={reduction!r}"):
         PAM(reduction=reduction)
+
+
+def test_numpy_integer_reduction_accepted():
+    layer = PAM(reduction=np.int64(4))
+    assert type(layer.get_config()["reduction"]) is int
 
 
 def test_invalid_use_bias():

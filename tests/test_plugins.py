@@ -1,0 +1,65 @@
+"""One parametrised check over every first-party plugin directory and every installed object."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layerhub import registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_DIRS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+
+
+def project(directory: Path) -> dict[str, Any]:
+    with (directory / "pyproject.toml").open("rb") as stream:
+        data: dict[str, Any] = tomllib.load(stream)["project"]
+    return data
+
+
+@pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)
+def test_plugin_directory_follows_the_layout(directory: Path) -> None:
+    meta = project(directory)
+    package = directory.name.replace("-", "_")
+    assert meta["name"] == directory.name
+    assert (directory / package / "__init__.py").is_file()
+    assert meta["entry-points"]["layerhub"] == {package: package}
+    objects = meta["entry-points"]["layerhub.layers"]
+    assert objects, "a plugin provides at least one object"
+    for name, target in objects.items():
+        module, _, attribute = target.partition(":")
+        assert module.split(".")[0] == package
+        assert attribute == name, "entry names are the names objects are registered under"
+    assert any(dep.startswith("layerhub") for dep in meta["dependencies"])
+    assert f"pip install {directory.name}" in (directory / "README.md").read_text()
+    assert list((directory / "tests").glob("test_*.py")), "every plugin has tests"
+    assert f"{{tox_root}}/plugins/{directory.name}" in (ROOT / "tox.ini").read_text()
+
+
+@pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)
+def test_installed_plugin_matches_its_directory(directory: Path) -> None:
+    meta = project(directory)
+    records = [r for r in registry.list() if r.distribution == directory.name]
+    assert sorted(r.name for r in records) == sorted(meta["entry-points"]["layerhub.layers"])
+    assert {r.version for r in records} == {meta["version"]}
+
+
+@pytest.mark.parametrize("record", registry.list(), ids=lambda r: r.registered_name)
+def test_every_installed_object_loads_and_is_documented(record: Any) -> None:
+    import keras
+
+    obj = registry.get(record.registered_name)
+    assert keras.saving.get_registered_name(obj) == record.registered_name
+    assert keras.saving.get_registered_object(record.registered_name) is obj
+    assert registry.list(record.registered_name)[0].status == "loaded"
+    doc = obj.__doc__ or ""
+    assert "Example" in doc and ">>>" in doc, "a runnable example in the docstring"
+    assert ("Args:" in doc) or ("Call arguments:" in doc)
