@@ -13,14 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import interleaved, timed, verdict  # noqa: E402
+from _timing import interleaved, timed, verdict
 
 
 def main(repeats: int = 15, layers: int = 50) -> None:
     import keras
+    from layerhub_scale import Scale
 
     import layerhub
-    from layerhub_scale import Scale
 
     inputs = keras.Input((16,))
     hidden = inputs

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
-
-import layerhub
 from layerhub_fm import FMLayer
 from layerhub_l2norm import L2Normalization
 from layerhub_mylayer import MyLayer
 from layerhub_pam import CAM, PAM
 from layerhub_scale import Scale
+
+import layerhub
 
 RELOAD = textwrap.dedent(
     """
@@ -41,7 +41,8 @@ RELOAD = textwrap.dedent(
     print()
     print(f"{'name':<16} {'registered name':<32} {'distribution':<28} {'version':<8} status")
     for r in layerhub.registry.list():
-        print(f"{r.name:<16} {r.registered_name:<32} {r.distribution:<28} {r.version:<8} {r.status}")
+        print(f"{r.name:<16} {r.registered_name:<32} {r.distribution:<28} "
+              f"{r.version:<8} {r.status}")
     sys.exit(0 if difference < 1e-5 else 1)
     """
 )

@@ -61,5 +61,6 @@ def test_every_installed_object_loads_and_is_documented(record: Any) -> None:
     assert keras.saving.get_registered_object(record.registered_name) is obj
     assert registry.list(record.registered_name)[0].status == "loaded"
     doc = obj.__doc__ or ""
-    assert "Example" in doc and ">>>" in doc, "a runnable example in the docstring"
+    assert "Example" in doc, "a docstring example"
+    assert ">>>" in doc, "the example is runnable (a doctest)"
     assert ("Args:" in doc) or ("Call arguments:" in doc)

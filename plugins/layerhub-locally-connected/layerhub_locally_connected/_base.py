@@ -15,14 +15,19 @@ storage is kept exactly as in tf-keras so that Keras 2 `.h5` weights load:
   `(out_size, in_size)` matrix, ordered as tf-keras's sorted
   `(out_idx, in_idx)` pairs.
 
-At build time a constant index array maps layouts 2 and 3 onto layout 1; the
-forward pass is then one gather of the kernel, `prod(kernel_size)` strided
-slices of the input and one batched matmul, whatever the storage.
+At build time, constant index arrays map the stored kernel onto one of two
+compute paths, whatever the storage:
+
+- local: gather the input patches as `(P, K * C_in, batch)` and the kernel as
+  `(P, filters, K * C_in)`, then one batched matmul. Its cost follows the
+  number of connections, so it suits all but small layers.
+- dense: the full `(in, out)` weight matrix (masked or scattered from the
+  kernel) and one plain matmul, like tf-keras's implementation 2; faster for
+  small layers whose connectivity is not too sparse.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import keras
@@ -30,6 +35,12 @@ import numpy as np
 from keras import ops
 
 _PADDINGS = ("valid", "same")
+# The dense path is used when at least this fraction of the full (in, out)
+# weight matrix is connected, and, for implementations 1 and 3 (which must
+# scatter their kernel into that matrix on every step), when the matrix is
+# small. Thresholds measured on CPU, TensorFlow backend, forward+backward.
+_DENSE_MIN_DENSITY = 1 / 16
+_DENSE_MAX_SCATTER_SIZE = 2**17
 _DATA_FORMATS = ("channels_last", "channels_first")
 
 
@@ -45,9 +56,7 @@ def normalize_tuple(value, n, name):
         if (
             values is None
             or len(values) != n
-            or not all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values
-            )
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
         ):
             raise ValueError(
                 f"The `{name}` argument must be an integer or a tuple of {n} integers. "
@@ -70,7 +79,7 @@ def normalize_padding(padding, implementation, class_name):
     if padding != "valid" and implementation == 1:
         raise ValueError(
             f'{class_name} only supports padding="valid" with implementation=1 '
-            "(as in tf-keras); use implementation=2 or 3 for padding=\"same\". "
+            '(as in tf-keras); use implementation=2 or 3 for padding="same". '
             f"Received: padding={padding!r}"
         )
     return padding
@@ -152,100 +161,99 @@ class _Geometry:
         p_idx, k_idx = np.nonzero(self.positions >= 0)
         mask[self.positions[p_idx, k_idx], p_idx] = 1.0
         if data_format == "channels_first":
-            return mask.reshape((1,) + self.in_shape + (1,) + self.out_shape)
-        return mask.reshape(self.in_shape + (1,) + self.out_shape + (1,))
+            return mask.reshape((1, *self.in_shape, 1, *self.out_shape))
+        return mask.reshape((*self.in_shape, 1, *self.out_shape, 1))
 
-    def _connections(self, channels_in, filters, data_format):
-        """Broadcast (p, tap, c_in, f) index grids, in layout-1 kernel order."""
+    def connections(self, channels_in, filters):
+        """Index grids `(p, f, tap, c_in)` of every connection, plus validity.
+
+        The grids broadcast to `(P, filters, K, C_in)`: the layout of the
+        kernel the local path multiplies with (one `(filters, K * C_in)`
+        matrix per output position, features ordered `(tap, c_in)` like the
+        gathered patches).
+        """
         p = np.arange(self.num_out)[:, None, None, None]
-        pos = self.positions[:, :, None, None]
-        c = np.arange(channels_in)[None, None, :, None]
-        f = np.arange(filters)[None, None, None, :]
-        if data_format == "channels_first":
-            # Layout-1 feature axis is (c_in, taps) for channels_first.
-            p, pos, c, f = (np.swapaxes(a, 1, 2) for a in (p, pos, c, f))
-        shape = np.broadcast_shapes(p.shape, pos.shape, c.shape, f.shape)
-        return tuple(np.broadcast_to(a, shape) for a in (p, pos, c, f))
+        f = np.arange(filters)[None, :, None, None]
+        tap = np.arange(self.num_taps)[None, None, :, None]
+        pos = self.positions[:, None, :, None]
+        c = np.arange(channels_in)[None, None, None, :]
+        shape = (self.num_out, filters, self.num_taps, channels_in)
+        grids = tuple(np.broadcast_to(a, shape) for a in (p, f, tap, pos, c))
+        return grids, grids[3] >= 0
 
-    def _sparse_indices(self, channels_in, filters, data_format):
-        """Row/column of every connection in tf-keras's sparse (out, in) matrix."""
-        p, pos, c, f = self._connections(channels_in, filters, data_format)
+    def dense_indices(self, channels_in, filters, data_format):
+        """Row (input) and column (output) of each connection in the dense matrix.
+
+        Rows follow the flattened input and columns the flattened output, in
+        the order of `data_format`: this is tf-keras's implementation-2 kernel
+        reshaped to 2D, and the transpose of its implementation-3 sparse matrix.
+        """
+        (p, f, _, pos, c), valid = self.connections(channels_in, filters)
         num_in = math.prod(self.in_shape)
         if data_format == "channels_first":
-            out_idx = f * self.num_out + p
-            in_idx = c * num_in + pos
+            rows, cols = c * num_in + pos, f * self.num_out + p
         else:
-            out_idx = p * filters + f
-            in_idx = pos * channels_in + c
-        return out_idx, in_idx, pos >= 0
+            rows, cols = pos * channels_in + c, p * filters + f
+        return rows.astype(np.int64), cols.astype(np.int64), valid
+
+    def kernel_indices(self, implementation, channels_in, filters, data_format):
+        """Flat index of each connection in the stored kernel of `implementation`.
+
+        Taps in the padding (only with padding="same") get index 0: the local
+        path multiplies them with a padded zero, so the value read there never
+        contributes and gets no gradient, like tf-keras's masked-out weights.
+        """
+        (p, f, tap, _, c), valid = self.connections(channels_in, filters)
+        if implementation == 1:
+            # kernel: (P, K * C_in, filters); features (tap, c) or (c, tap).
+            if data_format == "channels_first":
+                feature = c * self.num_taps + tap
+            else:
+                feature = tap * channels_in + c
+            idx = (p * (self.num_taps * channels_in) + feature) * filters + f
+        elif implementation == 2:
+            rows, cols, _ = self.dense_indices(channels_in, filters, data_format)
+            idx = rows * (self.num_out * filters) + cols
+        else:
+            rows, cols, _ = self.dense_indices(channels_in, filters, data_format)
+            # tf-keras orders the values by (out_idx, in_idx) = (col, row).
+            keys = cols * (math.prod(self.in_shape) * channels_in) + rows
+            idx = np.searchsorted(np.sort(keys[valid]), keys)
+        return np.where(valid, idx, 0).astype(np.int64), valid
 
     def kernel_idxs(self, channels_in, filters, data_format):
         """tf-keras's implementation-3 `kernel_idxs`, as an `(nnz, 2)` array."""
-        out_idx, in_idx, valid = self._sparse_indices(channels_in, filters, data_format)
-        pairs = np.stack([out_idx[valid], in_idx[valid]], axis=-1)
+        rows, cols, valid = self.dense_indices(channels_in, filters, data_format)
+        pairs = np.stack([cols[valid], rows[valid]], axis=-1)
         return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-
-    def gather_indices(self, implementation, channels_in, filters, data_format):
-        """Index into the flattened stored kernel for each layout-1 entry.
-
-        Taps in the padding get index 0: the patch value they multiply is a
-        padded zero, so the weight read there never contributes (and its
-        gradient is zero), matching the masked-out weights of tf-keras.
-        """
-        p, pos, c, f = self._connections(channels_in, filters, data_format)
-        valid = pos >= 0
-        pos = np.where(valid, pos, 0)
-        num_in = math.prod(self.in_shape)
-        if implementation == 2:
-            if data_format == "channels_first":
-                # kernel shape: (c_in, *in, filters, *out)
-                idx = ((c * num_in + pos) * filters + f) * self.num_out + p
-            else:
-                # kernel shape: (*in, c_in, *out, filters)
-                idx = ((pos * channels_in + c) * self.num_out + p) * filters + f
-        else:
-            out_idx, in_idx, _ = self._sparse_indices(channels_in, filters, data_format)
-            num_in_total = num_in * channels_in
-            keys = out_idx.astype(np.int64) * num_in_total + in_idx
-            sorted_keys = np.sort(keys[valid])
-            idx = np.searchsorted(sorted_keys, keys)
-        idx = np.where(valid, idx, 0)
-        idx = idx.reshape(self.num_out, -1, filters)
-        dtype = np.int32 if idx.size and idx.max() < 2**31 - 1 else np.int64
-        return np.ascontiguousarray(idx, dtype=dtype)
 
     def nnz(self, channels_in, filters):
         return int(np.count_nonzero(self.positions >= 0)) * channels_in * filters
 
 
-def extract_patches(inputs, geometry, channels_in, data_format):
-    """Patches of `inputs` as a `(P, batch, features)` tensor.
+def _index_array(idx):
+    idx = np.ascontiguousarray(idx)
+    return idx.astype(np.int32 if idx.size == 0 or idx.max() < 2**31 - 1 else np.int64)
 
-    The feature axis is ordered like tf-keras's implementation-1 kernel:
-    `(*taps, C_in)` for channels_last, `(C_in, *taps)` for channels_first.
-    Putting the batch in the middle lets the matmul that follows run batched
-    over output positions with no transpose of the (large) patch tensor.
+
+def take_with_scatter_gradient(flat, indices, size):
+    """`ops.take(flat, indices)` for a 1D `flat`, differentiated by a scatter.
+
+    The stock gradient of a gather (a segment sum) is several times slower
+    than a scatter when the indices run over a large kernel in order, and the
+    implementation-2 kernel is large.
     """
-    ndim = len(geometry.in_shape)
-    # (batch, *spatial, C) or (batch, C, *spatial) -> (*spatial, batch, C)
-    if data_format == "channels_last":
-        perm = tuple(range(1, ndim + 1)) + (0, ndim + 1)
-    else:
-        perm = tuple(range(2, ndim + 2)) + (0, 1)
-    x = ops.transpose(inputs, perm)
-    if any(left or right for left, right in geometry.pads):
-        x = ops.pad(x, list(geometry.pads) + [(0, 0), (0, 0)])
-    taps = []
-    for offsets in itertools.product(*(range(k) for k in geometry.kernel_size)):
-        index = tuple(
-            slice(j, j + (o - 1) * s + 1, s)
-            for j, o, s in zip(offsets, geometry.out_shape, geometry.strides, strict=True)
-        )
-        taps.append(x[index])
-    # Each tap: (*out, batch, C). Stack where the feature order wants the taps.
-    axis = ndim + 1 if data_format == "channels_last" else ndim + 2
-    patches = ops.stack(taps, axis=axis)
-    return ops.reshape(patches, (geometry.num_out, -1, geometry.num_taps * channels_in))
+
+    @ops.custom_gradient
+    def gather(flat):
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return ops.scatter(ops.reshape(indices, (-1, 1)), ops.reshape(upstream, (-1,)), (size,))
+
+        return ops.take(flat, indices), grad
+
+    return gather(flat)
 
 
 class BaseLocallyConnected(keras.layers.Layer):
@@ -271,16 +279,13 @@ class BaseLocallyConnected(keras.layers.Layer):
         implementation=1,
         **kwargs,
     ):
-        # Keras 2 configs of a model's first layer carry this; Keras 3 layers
-        # do not take it (the model's InputLayer holds the shape).
+        # A Keras 2 config of a model's first layer carries this key, which
+        # Keras 3 layers reject; the model's InputLayer holds the shape anyway
+        # (Keras 3's own `.h5` loader already turns it into `input_shape`).
         kwargs.pop("batch_input_shape", None)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         name = self.__class__.__name__
-        if (
-            not isinstance(filters, (int, np.integer))
-            or isinstance(filters, bool)
-            or filters <= 0
-        ):
+        if not isinstance(filters, (int, np.integer)) or isinstance(filters, bool) or filters <= 0:
             raise ValueError(
                 f"The `filters` argument of {name} must be a positive integer. "
                 f"Received: filters={filters!r}"
@@ -334,23 +339,19 @@ class BaseLocallyConnected(keras.layers.Layer):
                 f"Received: input_shape={input_shape}"
             )
         self._geometry = geometry
-        self._channels_in = int(channels)
+        self._channels_in = channels = int(channels)
+        filters = self.filters
 
         if self.implementation == 1:
-            kernel_shape = (geometry.num_out, geometry.num_taps * channels, self.filters)
+            kernel_shape = (geometry.num_out, geometry.num_taps * channels, filters)
         elif self.implementation == 2:
             if self.data_format == "channels_first":
-                kernel_shape = (channels, *spatial, self.filters, *geometry.out_shape)
+                kernel_shape = (channels, *spatial, filters, *geometry.out_shape)
             else:
-                kernel_shape = (*spatial, channels, *geometry.out_shape, self.filters)
+                kernel_shape = (*spatial, channels, *geometry.out_shape, filters)
         else:
-            kernel_shape = (geometry.nnz(channels, self.filters),)
-        if self.implementation == 1:
-            self._gather_indices = None
-        else:
-            self._gather_indices = geometry.gather_indices(
-                self.implementation, channels, self.filters, self.data_format
-            )
+            kernel_shape = (geometry.nnz(channels, filters),)
+        self._plan_compute(geometry, channels)
         self.kernel = self.add_weight(
             name="kernel",
             shape=kernel_shape,
@@ -361,52 +362,140 @@ class BaseLocallyConnected(keras.layers.Layer):
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
-                shape=(*geometry.out_shape, self.filters),
+                shape=(*geometry.out_shape, filters),
                 initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
         else:
             self.bias = None
-        self.input_spec = keras.layers.InputSpec(
-            ndim=self.rank + 2, axes={channel_axis: int(channels)}
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={channel_axis: channels})
+
+    def _plan_compute(self, geometry, channels):
+        """Picks the dense or local path and precomputes its constant indices.
+
+        Small or relatively dense layers run fastest as one matmul with the
+        full `(in, out)` weight matrix (tf-keras's implementation 2);
+        everything else as a batched matmul of gathered patches with one small
+        matrix per output position, whose cost follows the number of
+        connections only.
+        """
+        filters = self.filters
+        num_in = math.prod(geometry.in_shape) * channels
+        num_out = geometry.num_out * filters
+        dense_size = num_in * num_out
+        connections = geometry.nnz(channels, filters)
+        self._dense_path = connections >= _DENSE_MIN_DENSITY * dense_size and (
+            self.implementation == 2 or dense_size <= _DENSE_MAX_SCATTER_SIZE
         )
+        self._dense_mask = self._dense_scatter = self._kernel_gather = None
+        self._patch_gather = self._pad_patches = None
+        if self._dense_path:
+            if self.implementation == 2:
+                self._dense_mask = geometry.kernel_mask(self.data_format)
+            else:
+                kernel_idx, valid = geometry.kernel_indices(
+                    self.implementation, channels, filters, self.data_format
+                )
+                rows, cols, _ = geometry.dense_indices(channels, filters, self.data_format)
+                # Every stored value is one connection: invert the mapping so
+                # the flat kernel scatters straight into the dense matrix.
+                target = np.empty(connections, dtype=np.int64)
+                target[kernel_idx[valid]] = (rows * num_out + cols)[valid]
+                self._dense_scatter = _index_array(target[:, None])
+            return
+        if self.implementation != 1:
+            kernel_idx, _ = geometry.kernel_indices(
+                self.implementation, channels, filters, self.data_format
+            )
+            self._kernel_gather = _index_array(
+                kernel_idx.reshape(geometry.num_out, filters, geometry.num_taps * channels)
+            )
+        positions = geometry.positions.reshape(-1)
+        self._pad_patches = bool((positions < 0).any())
+        # Taps in the padding read an extra all-zero row appended at the end.
+        positions = np.where(positions < 0, math.prod(geometry.in_shape), positions)
+        self._patch_gather = _index_array(positions)
 
     def call(self, inputs):
+        outputs = self._dense_call(inputs) if self._dense_path else self._local_call(inputs)
+        return self.activation(outputs)
+
+    def _dense_call(self, inputs):
         geometry = self._geometry
-        kernel = self.kernel
-        if self._gather_indices is not None:
-            # Gather first, cast after: the stored kernel of implementation 2
-            # is much larger than the part of it that is ever read.
-            kernel = ops.take(ops.reshape(kernel, (-1,)), self._gather_indices)
-        kernel = ops.cast(kernel, self.compute_dtype)
-        patches = extract_patches(inputs, geometry, self._channels_in, self.data_format)
-        outputs = ops.matmul(patches, kernel)  # (P, batch, filters)
+        num_out = geometry.num_out * self.filters
+        kernel = ops.cast(self.kernel, self.compute_dtype)
+        if self.implementation == 2:
+            kernel = kernel * ops.convert_to_tensor(self._dense_mask, self.compute_dtype)
+        else:
+            num_in = math.prod(geometry.in_shape) * self._channels_in
+            kernel = ops.scatter(
+                self._dense_scatter, ops.reshape(kernel, (-1,)), (num_in * num_out,)
+            )
+        kernel = ops.reshape(kernel, (-1, num_out))
+        # Flattened in data_format order on both sides, which is the order of
+        # the dense kernel's rows and columns.
+        outputs = ops.matmul(ops.reshape(inputs, (-1, kernel.shape[0])), kernel)
+        if self.bias is not None:
+            # For channels_first tf-keras adds the bias reshaped (not
+            # transposed) to (filters, *out): i.e. its flat order as is.
+            outputs = outputs + ops.reshape(ops.cast(self.bias, self.compute_dtype), (-1,))
+        return ops.reshape(outputs, (-1, *self.compute_output_shape(inputs.shape)[1:]))
+
+    def _local_call(self, inputs):
+        geometry = self._geometry
+        channels, filters = self._channels_in, self.filters
+        num_out, num_taps = geometry.num_out, geometry.num_taps
+        if self._kernel_gather is not None:
+            # Gather first, cast after: only a fraction of an implementation-2
+            # kernel is ever read.
+            kernel = take_with_scatter_gradient(
+                ops.reshape(self.kernel, (-1,)), self._kernel_gather, math.prod(self.kernel.shape)
+            )
+        elif self.data_format == "channels_first":
+            kernel = ops.reshape(self.kernel, (num_out, channels, num_taps, filters))
+            kernel = ops.reshape(
+                ops.transpose(kernel, (0, 3, 2, 1)), (num_out, filters, num_taps * channels)
+            )
+        else:
+            kernel = ops.transpose(self.kernel, (0, 2, 1))
+        kernel = ops.cast(kernel, self.compute_dtype)  # (P, filters, K * C_in)
+
+        # Batch last: the gathered patches are then (P, K * C_in, batch)
+        # without any transpose of the (K times larger) patch tensor.
+        ndim = self.rank
+        if self.data_format == "channels_last":
+            perm = (*range(1, ndim + 1), ndim + 1, 0)
+        else:
+            perm = (*range(2, ndim + 2), 1, 0)
+        x = ops.reshape(ops.transpose(inputs, perm), (math.prod(geometry.in_shape), channels, -1))
+        if self._pad_patches:
+            x = ops.pad(x, ((0, 1), (0, 0), (0, 0)))
+        patches = ops.take(x, self._patch_gather, axis=0)
+        patches = ops.reshape(patches, (num_out, num_taps * channels, -1))
+        outputs = ops.matmul(kernel, patches)  # (P, filters, batch)
         if self.bias is not None:
             bias = ops.cast(self.bias, self.compute_dtype)
             if self.data_format == "channels_first":
                 # tf-keras adds this bias *reshaped* (not transposed) to
                 # (filters, *out); reproduce it so Keras 2 weights mean the same.
-                bias = ops.transpose(ops.reshape(bias, (self.filters, geometry.num_out)))
+                bias = ops.transpose(ops.reshape(bias, (filters, num_out)))
             else:
-                bias = ops.reshape(bias, (geometry.num_out, self.filters))
-            outputs = outputs + ops.expand_dims(bias, 1)
+                bias = ops.reshape(bias, (num_out, filters))
+            outputs = outputs + ops.expand_dims(bias, -1)
         if self.data_format == "channels_first":
-            outputs = ops.transpose(outputs, (1, 2, 0))
-            outputs = ops.reshape(outputs, (-1, self.filters, *geometry.out_shape))
+            outputs = ops.reshape(
+                ops.transpose(outputs, (2, 1, 0)), (-1, filters, *geometry.out_shape)
+            )
         else:
-            outputs = ops.transpose(outputs, (1, 0, 2))
-            outputs = ops.reshape(outputs, (-1, *geometry.out_shape, self.filters))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
+            outputs = ops.reshape(
+                ops.transpose(outputs, (2, 0, 1)), (-1, *geometry.out_shape, filters)
+            )
         return outputs
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
-        if self.data_format == "channels_last":
-            spatial = input_shape[1:-1]
-        else:
-            spatial = input_shape[2:]
+        spatial = input_shape[1:-1] if self.data_format == "channels_last" else input_shape[2:]
         out = tuple(
             conv_output_length(n, k, self.padding, s)
             for n, k, s in zip(spatial, self.kernel_size, self.strides, strict=True)
