@@ -316,3 +316,24 @@ def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: P
     np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[5.0, 5.0]])
     with zipfile.ZipFile(path) as zf:  # the file itself is not modified
         assert '"bias": 5.0' in zf.read("config.json").decode()
+
+
+def test_modules_named_in_a_file_are_never_imported(tmp_path: Path, site: Path) -> None:
+    # Importable, but not an installed plugin: a file naming it must not get it imported.
+    (site / "layerhub_sneaky.py").write_text("raise SystemExit('imported!')\n")
+    (site / "sneaky_module.py").write_text("raise SystemExit('imported!')\n")
+    path = layerhub.save_model(scale_model(), tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as zf:
+        text = zf.read("config.json").decode()
+    text = text.replace('"layerhub_scale>Scale"', '"layerhub_sneaky>Thing"', 1)
+    text = text.replace('"module": "layerhub_scale', '"module": "sneaky_module', 1)
+    assert '"module": "sneaky_module' in text
+    rewrite(path, config_json=json.loads(text))
+    with pytest.raises(MissingPluginError, match="layerhub_sneaky>Thing"):
+        layerhub.load_model(path)
+    # A name outside the plugin namespace goes to Keras, which refuses it without importing.
+    rewrite(path, config_json=json.loads(text.replace("layerhub_sneaky>", "sneaky_module>")))
+    with pytest.raises(TypeError, match="Could not locate class"):
+        layerhub.load_model(path)
+    assert "layerhub_sneaky" not in sys.modules
+    assert "sneaky_module" not in sys.modules
