@@ -35,13 +35,13 @@ import numpy as np
 from keras import ops
 
 _PADDINGS = ("valid", "same")
+_DATA_FORMATS = ("channels_last", "channels_first")
 # The dense path is used when at least this fraction of the full (in, out)
 # weight matrix is connected, and, for implementations 1 and 3 (which must
 # scatter their kernel into that matrix on every step), when the matrix is
 # small. Thresholds measured on CPU, TensorFlow backend, forward+backward.
 _DENSE_MIN_DENSITY = 1 / 16
 _DENSE_MAX_SCATTER_SIZE = 2**17
-_DATA_FORMATS = ("channels_last", "channels_first")
 
 
 def normalize_tuple(value, n, name):
@@ -109,12 +109,12 @@ class _Geometry:
 
     Attributes:
         out_shape: spatial output shape.
-        pads: `(left, right)` zero padding per spatial axis. tf-keras's "same"
-            centres window `p` on input `p * stride` with `kernel // 2` taps on
-            the left; with the input zero padded that way, out-of-range taps
-            read zeros, which is exactly tf-keras's clipped connectivity.
-        positions: int array `(P, K)`: flat (unpadded) input position of tap
-            `k` of output position `p`, or -1 where the tap falls in padding.
+        positions: int array `(P, K)`: flat input position of tap `k` of
+            output position `p` (both row-major), or -1 where the tap falls
+            outside the input. With padding="same", tf-keras starts window `p`
+            at `p * stride - kernel // 2` along each axis and drops the taps
+            outside the input (not TF's conv padding); reading zeros there
+            gives the same result.
     """
 
     def __init__(self, in_shape, kernel_size, strides, padding):
@@ -125,12 +125,9 @@ class _Geometry:
             conv_output_length(n, k, padding, s)
             for n, k, s in zip(in_shape, kernel_size, strides, strict=True)
         )
-        self.pads = []
         axis_positions = []
-        for n, k, s, o in zip(in_shape, kernel_size, strides, self.out_shape, strict=True):
+        for k, s, o in zip(kernel_size, strides, self.out_shape, strict=True):
             left = k // 2 if padding == "same" else 0
-            right = max(0, (o - 1) * s - left + k - n)
-            self.pads.append((left, right))
             # (o, k) input coordinate of each tap along this axis.
             axis_positions.append(np.arange(o)[:, None] * s - left + np.arange(k)[None, :])
         self.num_out = math.prod(self.out_shape)

@@ -21,7 +21,7 @@ class LocallyConnected1D(BaseLocallyConnected):
 
     >>> import numpy as np
     >>> layer = LocallyConnected1D(4, 3, strides=2)
-    >>> layer(np.zeros((2, 10, 5), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 10, 5), "float32")).shape)
     (2, 4, 4)
     >>> tuple(layer.kernel.shape)
     (4, 15, 4)

@@ -21,7 +21,7 @@ class LocallyConnected2D(BaseLocallyConnected):
 
     >>> import numpy as np
     >>> layer = LocallyConnected2D(8, (3, 3), implementation=2, padding="same")
-    >>> layer(np.zeros((2, 16, 16, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 16, 16, 3), "float32")).shape)
     (2, 16, 16, 8)
     >>> tuple(layer.kernel.shape)
     (16, 16, 3, 16, 16, 8)

@@ -1,0 +1,46 @@
+"""layerhub.testing: the conformance kit for layer plugins.
+
+``check_layer`` checks a layer class against the seven layerhub rules and explains every rule it
+breaks; ``assert_roundtrip`` and ``run_in_fresh_interpreter`` are the fresh-interpreter helpers
+the core's and the plugins' tests share. The pytest plugin (``layerhub.testing.pytest_plugin``)
+offers them as the ``layerhub_check`` fixture and, with ``--layerhub-conformance``, checks every
+installed layer. Importing this module imports neither keras nor numpy; the first use does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from layerhub.testing._checks import RULES, ConformanceError, check_layer
+    from layerhub.testing._fresh import RoundTripError, assert_roundtrip, run_in_fresh_interpreter
+    from layerhub.testing.fakes import write_fake_distribution
+
+__all__ = [
+    "RULES",
+    "ConformanceError",
+    "RoundTripError",
+    "assert_roundtrip",
+    "check_layer",
+    "run_in_fresh_interpreter",
+    "write_fake_distribution",
+]
+
+_HOMES = {
+    "RULES": "_checks",
+    "ConformanceError": "_checks",
+    "check_layer": "_checks",
+    "RoundTripError": "_fresh",
+    "assert_roundtrip": "_fresh",
+    "run_in_fresh_interpreter": "_fresh",
+    "write_fake_distribution": "fakes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # pytest imports this package for its plugin in every session: keras waits for first use.
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(f"layerhub.testing.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'layerhub.testing' has no attribute {name!r}")
