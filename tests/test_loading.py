@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from layerhub_scale import Scale
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, Registry, UnsafeModelError
 from layerhub._private import archive, loading
+from layerhub.testing import run_in_fresh_interpreter
 
 
 def scale_model() -> keras.Model:
@@ -30,15 +28,7 @@ def scale_model() -> keras.Model:
 
 def run_fresh(code: str, *args: str) -> dict[str, Any]:
     """Run ``code`` in a new interpreter; it prints one JSON object as its last line."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    out = run_in_fresh_interpreter(code, *args)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 

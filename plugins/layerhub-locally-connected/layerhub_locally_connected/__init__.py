@@ -8,6 +8,12 @@ from layerhub_locally_connected.locally_connected2d import LocallyConnected2D
 
 __all__ = ["LocallyConnected1D", "LocallyConnected2D"]
 
+# How `pytest --layerhub-conformance` builds and feeds each layer: (init_kwargs, input_shape).
+LAYERHUB_EXAMPLES = {
+    "LocallyConnected1D": ({"filters": 3, "kernel_size": 2}, (2, 6, 4)),
+    "LocallyConnected2D": ({"filters": 3, "kernel_size": 2, "implementation": 2}, (2, 5, 5, 2)),
+}
+
 
 @hookimpl
 def layerhub_layers() -> list[object]:

@@ -8,6 +8,13 @@ from layerhub_pam.pam_layer import PAM
 
 __all__ = ["CAM", "PAM"]
 
+# How `pytest --layerhub-conformance` builds and feeds each layer: (init_kwargs, input_shape).
+# gamma starts at 0, which blocks every other gradient: the examples open the gate.
+LAYERHUB_EXAMPLES = {
+    "PAM": ({"reduction": 2, "gamma_initializer": "ones"}, (2, 4, 4, 8)),
+    "CAM": ({"gamma_initializer": "ones"}, (2, 4, 4, 8)),
+}
+
 
 @hookimpl
 def layerhub_layers() -> list[object]:

@@ -7,6 +7,9 @@ from layerhub_scale.scale import Scale
 
 __all__ = ["Scale"]
 
+# How `pytest --layerhub-conformance` builds and feeds each layer: (init_kwargs, input_shape).
+LAYERHUB_EXAMPLES = {"Scale": [({}, (2, 5)), ({"axis": [1, 3]}, (2, 3, 4, 5))]}
+
 
 @hookimpl
 def layerhub_layers() -> list[object]:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from layerhub_scale import Scale
+
+from layerhub.testing import check_layer
 
 RNG = np.random.default_rng(7)
 
@@ -79,3 +83,8 @@ def test_bad_arguments(
         ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
     ):
         Scale(**kwargs).build(shape) if shape else Scale(**kwargs)
+
+
+def test_conformance(tmp_path: Path) -> None:
+    check_layer(Scale, {"gamma_initializer": "random_normal"}, (2, 3, 4), tmp_path=tmp_path)
+    check_layer(Scale, {"axis": [1, 2]}, (2, 3, 4), tmp_path=tmp_path)
