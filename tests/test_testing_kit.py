@@ -16,9 +16,13 @@ from layerhub.testing import (
     RULES,
     ConformanceError,
     _checks,
+    _training,
     assert_roundtrip,
+    assert_training_reduces_loss,
     check_layer,
+    input_gradients,
     run_in_fresh_interpreter,
+    weight_gradients,
 )
 
 pytest_plugins = ["pytester"]
@@ -414,6 +418,81 @@ def test_a_constructor_that_refuses_the_kwargs_is_rule_1() -> None:
     error = broken_rules(FMForgetsConfig, {"units": 2}, (2, 3))
     assert error.rules == [1]
     assert "FMForgetsConfig(**{'units': 2}) raised TypeError" in str(error)
+
+
+def test_weight_gradients_default_to_the_sum_of_squares() -> None:
+    # d/dk sum((x * k)^2) = 2 * sum over the batch of x^2 * k; the unused bias gets None.
+    x = np.array([[1.0, -2.0], [3.0, 0.5]], "float32")
+    layer = DeadWeight()
+    kernel, bias = weight_gradients(layer, x)
+    assert bias is None
+    assert kernel is not None
+    np.testing.assert_allclose(kernel, 2 * np.sum(x**2, axis=0), rtol=1e-6)
+
+
+def test_gradients_of_a_given_loss_for_weights_and_inputs() -> None:
+    # PairwiseMix returns (a * k + b, a - b); loss = sum(u * out0) + sum(w * out1).
+    rng = np.random.default_rng(0)
+    a, b, u, w = rng.normal(size=(4, 2, 3)).astype("float32")
+    layer = PairwiseMix()
+    layer.build([a.shape, b.shape])
+    layer.kernel.assign([0.5, -1.0, 2.0])
+
+    def loss(outputs: Any) -> Any:
+        return ops.sum(outputs[0] * u) + ops.sum(outputs[1] * w)
+
+    (kernel,) = weight_gradients(layer, [a, b], loss)
+    grad_a, grad_b = input_gradients(layer, [a, b], loss)
+    np.testing.assert_allclose(kernel, np.sum(a * u, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(grad_a, u * np.array([0.5, -1.0, 2.0]) + w, rtol=1e-5)
+    np.testing.assert_allclose(grad_b, u - w, rtol=1e-5)
+
+
+def test_gradients_need_a_float_output_or_a_loss() -> None:
+    cast = keras.layers.Lambda(lambda x: ops.cast(x, "int32"))
+    with pytest.raises(ValueError, match="no floating-point output"):
+        weight_gradients(cast, np.ones((2, 3), "float32"))
+
+
+def test_gradients_skip_on_other_backends(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_training, "_tensorflow", lambda: False)
+    with pytest.raises(pytest.skip.Exception, match="need the TensorFlow backend"):
+        weight_gradients(DeadWeight(), np.ones((2, 3), "float32"))
+
+
+def _regression(seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    keras.utils.set_random_seed(seed)
+    x = np.random.default_rng(seed).normal(size=(32, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    return model, x, x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+
+
+def test_assert_training_reduces_loss_returns_both_losses() -> None:
+    model, x, y = _regression(1)
+    before, after = assert_training_reduces_loss(
+        model, x, y, optimizer=keras.optimizers.SGD(0.1), epochs=3, batch_size=8, factor=0.5
+    )
+    assert 0 <= after < 0.5 * before
+    assert after == pytest.approx(model.evaluate(x, y, verbose=0))
+
+
+def test_assert_training_reduces_loss_fails_when_the_loss_stays() -> None:
+    model, x, y = _regression(2)
+    with pytest.raises(AssertionError, match=r"2 epoch\(s\) of training took the loss from"):
+        assert_training_reduces_loss(model, x, y, optimizer=keras.optimizers.SGD(0.0), epochs=2)
+    with pytest.raises(ValueError, match=r"Received: factor=0"):
+        assert_training_reduces_loss(model, x, y, factor=0)
+
+
+def test_numeric_helper_examples_run() -> None:
+    import doctest
+
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner()
+    tests = [t for t in finder.find(_training) if t.examples]
+    assert len(tests) == 3
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
 
 
 def test_fresh_interpreter_inherits_env_and_reports_failures() -> None:

@@ -2,9 +2,11 @@
 
 ``check_layer`` checks a layer class against the seven layerhub rules and explains every rule it
 breaks; ``assert_roundtrip`` and ``run_in_fresh_interpreter`` are the fresh-interpreter helpers
-the core's and the plugins' tests share. The pytest plugin (``layerhub.testing.pytest_plugin``)
-offers them as the ``layerhub_check`` fixture and, with ``--layerhub-conformance``, checks every
-installed layer. Importing this module imports neither keras nor numpy; the first use does.
+the core's and the plugins' tests share; ``weight_gradients``, ``input_gradients`` and
+``assert_training_reduces_loss`` are their shared numeric checks. The pytest plugin
+(``layerhub.testing.pytest_plugin``) offers ``check_layer`` as the ``layerhub_check`` fixture
+and, with ``--layerhub-conformance``, checks every installed layer. Importing this module
+imports neither keras nor numpy; the first use does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from layerhub.testing._checks import RULES, ConformanceError, check_layer
     from layerhub.testing._fresh import RoundTripError, assert_roundtrip, run_in_fresh_interpreter
+    from layerhub.testing._training import (
+        assert_training_reduces_loss,
+        input_gradients,
+        weight_gradients,
+    )
     from layerhub.testing.fakes import write_fake_distribution
 
 __all__ = [
@@ -21,8 +28,11 @@ __all__ = [
     "ConformanceError",
     "RoundTripError",
     "assert_roundtrip",
+    "assert_training_reduces_loss",
     "check_layer",
+    "input_gradients",
     "run_in_fresh_interpreter",
+    "weight_gradients",
     "write_fake_distribution",
 ]
 
@@ -33,6 +43,9 @@ _HOMES = {
     "RoundTripError": "_fresh",
     "assert_roundtrip": "_fresh",
     "run_in_fresh_interpreter": "_fresh",
+    "assert_training_reduces_loss": "_training",
+    "input_gradients": "_training",
+    "weight_gradients": "_training",
     "write_fake_distribution": "fakes",
 }
 

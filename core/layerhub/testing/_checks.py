@@ -24,6 +24,7 @@ from layerhub._private.errors import LayerHubError
 from layerhub._private.registry import Registry
 from layerhub._private.registry import registry as installed_registry
 from layerhub.testing._fresh import RoundTripError, assert_roundtrip
+from layerhub.testing._training import _tensorflow, weight_gradients
 
 Shape = tuple[int | None, ...]
 
@@ -358,11 +359,6 @@ def _is_float(tensor: Any) -> bool:
     return "float" in keras.backend.standardize_dtype(tensor.dtype)
 
 
-def _tensorflow() -> bool:
-    """Whether TensorFlow's exact tools (tape, variable creator, tf.function) are available."""
-    return bool(keras.backend.backend() == "tensorflow")
-
-
 def _weight_name(layer: Any, weight: Any) -> str:
     """The weight's path inside the layer, without the instance's auto-numbered name."""
     return str(weight.path).removeprefix(f"{layer.name}/")
@@ -587,9 +583,9 @@ def _loss(
 
 def _check_gradients(case: _Case) -> None:
     layer = case.new_layer()
-    case.call(layer)
+    outputs = case.call(layer)
     weights = list(layer.trainable_weights)
-    if not weights:
+    if not weights or not any(_is_float(o) for o in outputs):
         return
     if _tensorflow():
         dead = _dead_by_tape(case, layer, weights)
@@ -606,17 +602,16 @@ def _check_gradients(case: _Case) -> None:
 
 
 def _dead_by_tape(case: _Case, layer: Any, weights: list[Any]) -> list[str]:
-    import tensorflow as tf
+    def loss(outputs: Any) -> Any:
+        return _loss(case, keras.tree.flatten(outputs), None)[0]
 
-    with tf.GradientTape() as tape:
-        loss, _ = _loss(case, case.call(layer, training=True), None)
-    if loss is None:
-        return []
-    grads = tape.gradient(loss, weights)
+    what = f"calling the layer on inputs of shape {_show(case.shape_arg())} under a GradientTape"
+    with _doing(what):
+        grads = weight_gradients(layer, case.arg(case.inputs), loss, training=True)
     return [
         _weight_name(layer, w)
         for w, g in zip(weights, grads, strict=True)
-        if g is None or not np.any(_numpy(g))
+        if g is None or not np.any(g)
     ]
 
 

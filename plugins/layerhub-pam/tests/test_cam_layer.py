@@ -11,7 +11,7 @@ import pytest
 from layerhub_pam import cam_layer
 from layerhub_pam.cam_layer import CAM
 
-from layerhub.testing import check_layer
+from layerhub.testing import assert_training_reduces_loss, check_layer, weight_gradients
 
 CHANNELS = 8
 GAMMA = 0.7
@@ -42,18 +42,6 @@ def built_layer(input_shape=(None, None, None, CHANNELS), gamma=GAMMA, **kwargs)
     layer.build(input_shape)
     layer.gamma.assign([gamma])
     return layer
-
-
-def gradients(layer, x):
-    """Gradients of sum(layer(x)**2) w.r.t. layer.trainable_weights, as NumPy arrays."""
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("gradient helper is written for the TensorFlow backend")
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(layer(x)))
-    grads = tape.gradient(loss, [w.value for w in layer.trainable_weights])
-    return [None if g is None else np.asarray(g) for g in grads]
 
 
 @pytest.fixture
@@ -193,9 +181,10 @@ def test_mixed_precision_global_policy(x):
 
 
 def test_gamma_gradient_matches_reference(x):
-    # d/dgamma sum(y^2) = sum(2 * y * branch), with y = gamma * branch + x.
+    # d/dgamma sum(y^2) = sum(2 * y * branch), with y = gamma * branch + x; sum(y^2) is
+    # weight_gradients' default loss.
     layer = built_layer()
-    (grad,) = gradients(layer, x)
+    (grad,) = weight_gradients(layer, x)
     branch = cam_attention_branch(x)
     expected = np.sum(2 * (GAMMA * branch + x) * branch)
     assert abs(expected) > 1e-3
@@ -206,7 +195,7 @@ def test_every_trainable_weight_gets_a_gradient(x):
     # gamma is CAM's only weight; unlike PAM's projections it gets a gradient even at gamma=0.
     for gamma in (0.0, GAMMA):
         layer = built_layer(gamma=gamma)
-        grads = gradients(layer, x)
+        grads = weight_gradients(layer, x)
         assert len(grads) == len(layer.trainable_weights) == 1
         assert all(g is not None and np.abs(g).max() > 1e-6 for g in grads)
 
@@ -216,11 +205,9 @@ def test_optimizer_steps_reduce_loss(x):
     inputs = keras.Input((None, None, CHANNELS))
     layer = CAM()
     model = keras.Model(inputs, layer(inputs))
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
-    before = model.evaluate(x, target, verbose=0)
-    model.fit(x, target, epochs=5, batch_size=2, verbose=0)
-    after = model.evaluate(x, target, verbose=0)
-    assert after < 0.5 * before
+    assert_training_reduces_loss(
+        model, x, target, optimizer=keras.optimizers.Adam(0.05), epochs=5, batch_size=2, factor=0.5
+    )
     assert float(keras.ops.convert_to_numpy(layer.gamma)[0]) > 0.1
 
 

@@ -11,7 +11,7 @@ import pytest
 from layerhub_pam import pam_layer
 from layerhub_pam.pam_layer import PAM
 
-from layerhub.testing import check_layer
+from layerhub.testing import assert_training_reduces_loss, check_layer, weight_gradients
 
 CHANNELS = 16
 
@@ -64,18 +64,6 @@ def built_layer(input_shape=(None, None, None, CHANNELS), seed=0, **kwargs):
     layer = PAM(**kwargs)
     layer.build(input_shape)
     return layer, randomize(layer, seed)
-
-
-def gradients(layer, x):
-    """Gradients of sum(layer(x)**2) w.r.t. layer.trainable_weights, as NumPy arrays."""
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("gradient helper is written for the TensorFlow backend")
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(layer(x)))
-    grads = tape.gradient(loss, [w.value for w in layer.trainable_weights])
-    return [None if g is None else np.asarray(g) for g in grads]
 
 
 @pytest.fixture
@@ -250,7 +238,7 @@ def test_every_trainable_weight_gets_a_gradient(x):
     # multiplied by zero, so query/key/value weights would get exactly zero gradient
     # (see test_zero_gamma_only_trains_gamma); that is DANet's design, not a bug.
     layer, _ = built_layer()
-    grads = gradients(layer, x)
+    grads = weight_gradients(layer, x)
     for weight, grad in zip(layer.trainable_weights, grads, strict=True):
         assert grad is not None, weight.path
         assert np.abs(grad).max() > 1e-6, weight.path
@@ -260,7 +248,7 @@ def test_zero_gamma_only_trains_gamma(x):
     layer = PAM()
     layer.build(x.shape)
     paths = [w.path for w in layer.trainable_weights]
-    grads = dict(zip(paths, gradients(layer, x), strict=True))
+    grads = dict(zip(paths, weight_gradients(layer, x), strict=True))
     assert np.abs(grads[layer.gamma.path]).max() > 1e-6
     for path, grad in grads.items():
         if path != layer.gamma.path:
@@ -273,11 +261,9 @@ def test_optimizer_steps_reduce_loss(x):
     target = keras.ops.convert_to_numpy(target_layer(x))
     inputs = keras.Input((None, None, CHANNELS))
     model = keras.Model(inputs, PAM(reduction=4)(inputs))
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
-    before = model.evaluate(x, target, verbose=0)
-    model.fit(x, target, epochs=10, batch_size=2, verbose=0)
-    after = model.evaluate(x, target, verbose=0)
-    assert after < 0.9 * before
+    assert_training_reduces_loss(
+        model, x, target, optimizer=keras.optimizers.Adam(0.05), epochs=10, batch_size=2, factor=0.9
+    )
 
 
 def test_regularizers_and_constraints_reach_every_weight(x):
