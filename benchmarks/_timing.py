@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 def interpreter_seconds(code: str, env: Mapping[str, str] | None = None) -> float:
     """Wall time of a new interpreter running ``code`` (start-up included)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **(env or {})})
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={**os.environ, **(env or {})},
+        # TensorFlow logs to stderr at start-up whatever TF_CPP_MIN_LOG_LEVEL says.
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
