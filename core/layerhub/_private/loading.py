@@ -202,7 +202,7 @@ def _resolve_h5_names(names: set[str], registry: Registry) -> dict[str, Any]:
     if missing:
         raise MissingPluginError(
             missing,
-            reason="which no installed layerhub plugin provides for Keras 2 files; "
+            reason="which no installed layerhub plugin provides; "
             "install the plugin that does, or pass it in custom_objects",
         )
     return objects
@@ -236,31 +236,44 @@ def _h5_lambda_fixes(
     ``output_shape`` lambda is left as a list that Keras 3 takes for a shape; the Keras 3 lambda
     form loads (with ``safe_mode=False`` only, which ``refuse_bytecode`` has enforced).
     """
+    if not any(_lambda_fixes(c, objects, safe_mode) for c in archive.lambda_configs(config)):
+        return None
     fixed = copy.deepcopy(config)
-    changed = False
     for layer in archive.lambda_configs(fixed):
-        for key in ("function", "output_shape"):
-            value, kind = layer.get(key), layer.get(f"{key}_type")
-            if kind == "function" and isinstance(value, str) and value in objects:
-                layer[key] = {
-                    "module": "builtins",
-                    "class_name": "function",
-                    "config": value,
-                    "registered_name": "function",
-                }
-            elif kind == "lambda" and key == "output_shape" and not safe_mode:
-                if not isinstance(value, list) or len(value) != 3:
-                    continue
-                code, defaults, closure = value
-                layer[key] = {
-                    "class_name": "__lambda__",
-                    "config": {"code": code, "defaults": defaults, "closure": closure},
-                }
-            else:
-                continue
+        for key, value in _lambda_fixes(layer, objects, safe_mode).items():
+            layer[key] = value
             layer.pop(f"{key}_type")
-            changed = True
-    return fixed if changed else None
+    return fixed
+
+
+def _lambda_fixes(
+    layer: dict[str, Any], objects: Mapping[str, Any], safe_mode: bool
+) -> dict[str, Any]:
+    """The new values of the keys of one Keras 2 Lambda config that Keras 3 misreads."""
+    found: dict[str, Any] = {}
+    for key in ("function", "output_shape"):
+        value, kind = layer.get(key), layer.get(f"{key}_type")
+        if kind == "function" and isinstance(value, str) and value in objects:
+            # Looked up in custom_objects by name, like a Keras 3 function reference.
+            found[key] = {
+                "module": "builtins",
+                "class_name": "function",
+                "config": value,
+                "registered_name": "function",
+            }
+        elif (
+            kind == "lambda"
+            and key == "output_shape"
+            and not safe_mode
+            and isinstance(value, list)
+            and len(value) == 3
+        ):
+            code, defaults, closure = value
+            found[key] = {
+                "class_name": "__lambda__",
+                "config": {"code": code, "defaults": defaults, "closure": closure},
+            }
+    return found
 
 
 @contextlib.contextmanager
