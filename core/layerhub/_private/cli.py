@@ -261,18 +261,15 @@ def keras_needs(config: dict[str, Any], manifest: dict[str, Any] | None) -> list
 
 
 def h5_needs(config: dict[str, Any]) -> list[Need]:
-    """What a Keras 2 config needs: each class name that is not a Keras built-in."""
+    """What an .h5 config needs: the names loading would resolve through plugins."""
     # Keras itself is needed to tell its built-ins apart; loading uses the same rule.
-    from layerhub._private.loading import _keras_builtin
+    from layerhub._private.legacy import needed_names
 
     records = registry.list()
-    needs = []
-    for name in sorted(archive.class_names(config)):
-        bare = name.rpartition(">")[2]
-        if _keras_builtin(bare):
-            continue
-        needs.append(Need(name, tuple(r for r in records if r.name == bare)))
-    return needs
+    return [
+        Need(name, tuple(r for r in records if r.name == name.rpartition(">")[2]))
+        for name in sorted(needed_names(config))
+    ]
 
 
 def _remedy_lines(problems: Sequence[Need]) -> list[str]:
