@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,34 @@ def test_every_installed_object_loads_and_is_documented(record: Any) -> None:
     assert "Example" in doc, "a docstring example"
     assert ">>>" in doc, "the example is runnable (a doctest)"
     assert ("Args:" in doc) or ("Call arguments:" in doc)
+
+
+@pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)
+def test_plugin_builds_alone_into_a_wheel(directory: Path, tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(directory),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    package = directory.name.replace("-", "_")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        text = zf.read(entry_points).decode()
+    top_level = {n.split("/")[0] for n in names if ".dist-info/" not in n}
+    assert top_level == {package}, "the wheel holds the plugin package only (no tests)"
+    assert f"[layerhub]\n{package} = {package}" in text
+    assert "[layerhub.layers]" in text
