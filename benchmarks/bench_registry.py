@@ -81,23 +81,37 @@ def main(repeats: int = 15) -> None:
         )
         print(f"  list / bare scan = {ratio:4.2f}x   ({verdict(ratio, 1.3)})")
         print("  growth, measured in one process (a fresh Registry per run):")
-        costs = []
-        for count in (125, 250, 500, 1000):
+        counts = (125, 250, 500, 1000)
+        seconds = []
+        for count in counts:
             site = str(fake_site(Path(scratch), count))
             sys.path.insert(0, site)
             try:
-                seconds = interleaved({"list": timed(lambda: Registry().list())}, repeats)["list"]
+                seconds.append(
+                    interleaved({"list": timed(lambda: Registry().list())}, repeats)["list"]
+                )
             finally:
                 sys.path.remove(site)
-            costs.append(seconds / count)
-            print(
-                f"  {count:5d} plugins: {seconds * 1e3:7.2f} ms "
-                f"= {costs[-1] * 1e6:5.1f} us per plugin"
-            )
-        spread = max(costs) / min(costs)
+            print(f"  {count:5d} plugins: {seconds[-1] * 1e3:7.2f} ms")
+        slope, intercept, r_squared = linear_fit(counts, seconds)
         print(
-            f"  cost per plugin varies {spread:.2f}x from 125 to 1000 plugins (linear: close to 1)"
+            f"  least-squares line: {intercept * 1e3:.1f} ms + {slope * 1e6:.1f} us per plugin, "
+            f"R^2 = {r_squared:.3f} (goal: linear, R^2 >= 0.95: "
+            f"{'met' if r_squared >= 0.95 else 'NOT met'})"
         )
+
+
+def linear_fit(xs: tuple[int, ...], ys: list[float]) -> tuple[float, float, float]:
+    """Slope, intercept and R^2 of the least-squares line through the points."""
+    n = len(xs)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx
+    intercept = mean_y - slope * mean_x
+    residual = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    total = sum((y - mean_y) ** 2 for y in ys)
+    return slope, intercept, 1 - residual / total
 
 
 if __name__ == "__main__":
