@@ -23,9 +23,10 @@ def weight_gradients(
 ) -> list[np.ndarray[Any, Any] | None]:
     """Gradients of a loss on ``layer(inputs)`` with respect to ``layer.trainable_weights``.
 
-    Uses ``tf.GradientTape``, so it needs the TensorFlow backend; on any other backend it calls
-    ``pytest.skip``. An unbuilt layer is built by the call, so its weights are the ones the
-    call creates.
+    Uses ``tf.GradientTape`` on the TensorFlow backend and ``jax.grad`` of the layer's
+    ``stateless_call`` on JAX (where a weight the loss does not depend on gets zeros, not
+    ``None``); on any other backend it calls ``pytest.skip``. An unbuilt layer is built by the
+    call, so its weights are the ones the call creates.
 
     Example:
 
@@ -97,11 +98,15 @@ def _gradients(
     layer: Any, inputs: Any, loss: Loss | None, training: bool | None
 ) -> tuple[list[np.ndarray[Any, Any] | None], list[np.ndarray[Any, Any] | None]]:
     """Weight and input gradients, from one tape."""
-    if not _tensorflow():
+    keras3_layer = isinstance(layer, keras.layers.Layer)
+    if keras3_layer and keras.backend.backend() == "jax":
+        return _jax_gradients(layer, inputs, loss, training)
+    # A tf-keras layer (a reference in parity tests) always runs on TensorFlow.
+    if keras3_layer and not _tensorflow():
         import pytest
 
         pytest.skip(
-            "layerhub.testing gradients use tf.GradientTape and need the TensorFlow backend; "
+            "layerhub.testing gradients need the TensorFlow or JAX backend; "
             f"the Keras backend is {keras.backend.backend()!r}"
         )
     import tensorflow as tf
@@ -120,6 +125,35 @@ def _gradients(
     grads = tape.gradient(value, [*sources, *flat])
     arrays = [None if g is None else np.asarray(tf.convert_to_tensor(g)) for g in grads]
     return arrays[: len(weights)], arrays[len(weights) :]
+
+
+def _jax_gradients(
+    layer: Any, inputs: Any, loss: Loss | None, training: bool | None
+) -> tuple[list[np.ndarray[Any, Any] | None], list[np.ndarray[Any, Any] | None]]:
+    """The same gradients through ``jax.grad`` of the layer's pure ``stateless_call``."""
+    import jax
+    import jax.numpy as jnp
+
+    kwargs = {} if training is None else {"training": training}
+    if not layer.built:
+        layer(inputs, **kwargs)
+    flat = [jnp.asarray(x) for x in keras.tree.flatten(inputs)]
+    floating = [bool(jnp.issubdtype(x.dtype, jnp.floating)) for x in flat]
+    weights = list(layer.trainable_variables)
+    frozen = [v.value for v in layer.non_trainable_variables]
+
+    def objective(weight_values: list[Any], float_inputs: list[Any]) -> Any:
+        given = iter(float_inputs)
+        leaves = [next(given) if f else x for x, f in zip(flat, floating, strict=True)]
+        args = keras.tree.pack_sequence_as(inputs, leaves)
+        outputs, _ = layer.stateless_call(weight_values, frozen, args, **kwargs)
+        return _sum_of_squares(outputs) if loss is None else loss(outputs)
+
+    floats = [x for x, f in zip(flat, floating, strict=True) if f]
+    by_weight, by_input = jax.grad(objective, argnums=(0, 1))([w.value for w in weights], floats)
+    computed = iter(by_input)
+    input_grads = [np.asarray(next(computed)) if f else None for f in floating]
+    return [np.asarray(g) for g in by_weight], input_grads
 
 
 def _sum_of_squares(outputs: Any) -> Any:
