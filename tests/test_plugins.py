@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import inspect
 import subprocess
 import sys
 import zipfile
@@ -66,6 +68,10 @@ def test_every_installed_object_loads_and_is_documented(record: Any) -> None:
     assert "Example" in doc, "a docstring example"
     assert ">>>" in doc, "the example is runnable (a doctest)"
     assert ("Args:" in doc) or ("Call arguments:" in doc)
+    # The example runs: one doctest run here serves every plugin's objects.
+    (example,) = doctest.DocTestFinder(recurse=False).find(obj, globs=vars(inspect.getmodule(obj)))
+    results = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(example)
+    assert results.failed == 0, f"the docstring example of {record.registered_name} fails"
 
 
 @pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import inspect
 
 import keras
 import numpy as np
 import pytest
-from layerhub_pam import cam_layer
 from layerhub_pam.cam_layer import CAM
 
 from layerhub.testing import assert_training_reduces_loss, check_layer, weight_gradients
@@ -279,13 +277,3 @@ def test_invalid_initializer_rejected():
 
 
 # --------------------------------------------------------------------------- docs
-
-
-def test_docstring_example_runs():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = [t for t in finder.find(cam_layer) if t.examples]
-    assert tests, "CAM docstring has no example"
-    for test in tests:
-        runner.run(test)
-    assert runner.failures == 0

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import doctest
 import inspect
 
 import keras
 import numpy as np
 import pytest
-from layerhub_pam import pam_layer
 from layerhub_pam.pam_layer import PAM
 
 from layerhub.testing import assert_training_reduces_loss, check_layer, weight_gradients
@@ -372,13 +370,3 @@ def test_wrong_rank_rejected():
 
 
 # --------------------------------------------------------------------------- docs
-
-
-def test_docstring_example_runs():
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = [t for t in finder.find(pam_layer) if t.examples]
-    assert tests, "PAM docstring has no example"
-    for test in tests:
-        runner.run(test)
-    assert runner.failures == 0
