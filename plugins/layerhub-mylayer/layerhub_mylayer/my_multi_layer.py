@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from layerhub_mylayer._checks import is_positive_int
+from layerhub_mylayer._checks import checked_output_dim
 
 Shape = tuple[int | None, ...]
 
@@ -58,11 +58,7 @@ class MyMultiLayer(keras.layers.Layer):
 
     def __init__(self, output_dim: int, kernel_initializer: Any = "uniform", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not is_positive_int(output_dim):
-            raise ValueError(
-                f"`output_dim` must be a positive integer. Received: output_dim={output_dim!r}"
-            )
-        self.output_dim = int(output_dim)
+        self.output_dim = checked_output_dim(output_dim)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.input_spec = [keras.layers.InputSpec(min_ndim=2), keras.layers.InputSpec(min_ndim=2)]
 
