@@ -235,3 +235,12 @@ def test_custom_objects_maps_bare_names_without_touching_keras_registry() -> Non
     assert objects["Scale"].__name__ == "Scale"
     assert keras.saving.get_registered_object("Scale") is None
     assert keras.saving.get_registered_name(objects["Scale"]) == "layerhub_scale>Scale"
+
+
+def test_refresh_sees_plugins_installed_after_the_first_scan(fake_dist: FakeDist) -> None:
+    registry = Registry()
+    assert registry.list("Late*") == []
+    layer_plugin(fake_dist, "layerhub_late", "LateLayer")
+    assert registry.list("Late*") == []  # the scan is cached
+    registry.refresh()
+    assert [r.name for r in registry.list("Late*")] == ["LateLayer"]
