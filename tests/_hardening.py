@@ -1,0 +1,99 @@
+"""Shared pieces of the hardening tests: small plugin models, archive surgery, error checks.
+
+Not a test module. The tests run with ``--import-mode=importlib``, so they load this file by path
+with :func:`load` (one module object per process, cached in ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import layerhub
+
+# The longest message a LayerHubError may have (README, "Security model").
+MAX_MESSAGE = 1000
+# Control characters (C0, DEL, C1) and Unicode line/paragraph separators: none may reach a message.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u0085]")
+
+# Importable, but no installed plugin declares it: a model file naming it must never import it.
+EVIL_PACKAGE = "evil_mod"
+EVIL_INIT = """
+import os, pathlib
+os.environ["LAYERHUB_EVIL_IMPORTED"] = "1"
+pathlib.Path(__file__).with_name("IMPORTED").write_text("evil_mod was imported")
+
+class Boom:
+    pass
+"""
+
+
+def write_evil_package(root: Path) -> Path:
+    """``root/evil_mod/__init__.py``; it leaves ``root/evil_mod/IMPORTED`` behind when imported."""
+    package = root / EVIL_PACKAGE
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(EVIL_INIT)
+    return package / "IMPORTED"
+
+
+def assert_evil_not_imported(marker: Path) -> None:
+    import os
+
+    assert EVIL_PACKAGE not in sys.modules, "a module named in a model file was imported"
+    assert not marker.exists(), "a module named in a model file was imported"
+    assert "LAYERHUB_EVIL_IMPORTED" not in os.environ, "a module named in a model file was imported"
+
+
+def assert_one_line(error: BaseException) -> str:
+    """``error`` is a LayerHubError whose message is one bounded line; returns the message."""
+    assert isinstance(error, layerhub.LayerHubError), (
+        f"not a LayerHubError: {type(error).__module__}.{type(error).__name__}: "
+        f"{str(error)[:300]!r}"
+    )
+    message = str(error)
+    assert message, f"{type(error).__name__} with an empty message"
+    assert len(message) <= MAX_MESSAGE, f"message of {len(message)} characters: {message[:200]!r}"
+    bad = _CONTROL.search(message)
+    assert bad is None, f"control character {bad.group()!r} in message: {message[:300]!r}"
+    return message
+
+
+def scale_model() -> Any:
+    import keras
+    from layerhub_scale import Scale
+
+    inputs = keras.Input((3, 4))
+    hidden = Scale(gamma_initializer="random_normal", beta_initializer="random_normal")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2)(hidden))
+
+
+def pam_model() -> Any:
+    import keras
+    from layerhub_pam import PAM
+
+    inputs = keras.Input((4, 4, 8))
+    hidden = PAM(reduction=2, gamma_initializer="ones")(inputs)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(hidden))
+
+
+def read_members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def write_members(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]]) -> None:
+    items = members.items() if isinstance(members, dict) else members
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in items:
+            zf.writestr(name, data)
+
+
+def rewrite_json(path: Path, member: str, value: Any) -> None:
+    """Replace one JSON member of an archive (``value`` is JSON-serialised unless bytes)."""
+    members = read_members(path)
+    members[member] = value if isinstance(value, bytes) else json.dumps(value).encode()
+    write_members(path, members)
