@@ -31,6 +31,9 @@ class CAM(keras.layers.Layer):
     `gamma` is a learnable scalar that starts at zero, so the layer begins as
     the identity and learns how much attention to mix in.
 
+    The channel affinities sum over all positions, masked or not, so the
+    layer does not take or propagate a Keras mask.
+
     Reference: Fu et al., "Dual Attention Network for Scene Segmentation",
     CVPR 2019, https://arxiv.org/abs/1809.02983.
 

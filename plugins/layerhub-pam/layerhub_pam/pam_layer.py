@@ -30,6 +30,9 @@ class PAM(keras.layers.Layer):
     `gamma` is exactly zero the query, key and value weights receive zero
     gradient; they start learning once `gamma` has moved.
 
+    Every position attends to all others, masked or not, so the layer does
+    not take or propagate a Keras mask.
+
     The key projection has no bias even when `use_bias=True`: a key bias adds
     `q_i . b_k` to every score of row `i`, which the softmax cancels, so it
     would be a weight that never affects the output and never gets a gradient.
@@ -141,9 +144,11 @@ class PAM(keras.layers.Layer):
         # Sublayers are created here, never in call(), so their weights exist
         # once, are tracked, and are restored when a saved model is loaded.
         # They share this layer's dtype policy so mixed precision applies.
-        self.query_conv = self._projection("query_conv", self._key_channels, self.use_bias)
-        self.key_conv = self._projection("key_conv", self._key_channels, False)
-        self.value_conv = self._projection("value_conv", channels, self.use_bias)
+        # Each projection gets an initializer of its own (index = its seed offset), so the
+        # query and key kernels do not start equal.
+        self.query_conv = self._projection("query_conv", self._key_channels, self.use_bias, 0)
+        self.key_conv = self._projection("key_conv", self._key_channels, False, 1)
+        self.value_conv = self._projection("value_conv", channels, self.use_bias, 2)
         conv_input_shape = (None, None, None, channels)
         for conv in (self.query_conv, self.key_conv, self.value_conv):
             conv.build(conv_input_shape)
@@ -198,13 +203,15 @@ class PAM(keras.layers.Layer):
         )
         return config
 
-    def _projection(self, name: str, filters: int, use_bias: bool) -> keras.layers.Conv2D:
+    def _projection(
+        self, name: str, filters: int, use_bias: bool, index: int
+    ) -> keras.layers.Conv2D:
         return keras.layers.Conv2D(
             filters,
             kernel_size=1,
             use_bias=use_bias,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
+            kernel_initializer=_own_initializer(self.kernel_initializer, index),
+            bias_initializer=_own_initializer(self.bias_initializer, index),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
             kernel_constraint=self.kernel_constraint,
@@ -212,3 +219,26 @@ class PAM(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
+
+
+def _own_initializer(initializer: Any, index: int) -> Any:
+    """A copy of ``initializer`` for the ``index``-th projection, drawing values of its own.
+
+    A Keras initializer returns the same values on every call (an unseeded one fixes a random
+    seed when it is created), so one instance shared by the three projections would start them
+    equal, and equal query and key projections make every attention map symmetric.
+    """
+    if not isinstance(initializer, keras.initializers.Initializer):
+        return initializer
+    config = initializer.get_config()
+    seed = config.get("seed")
+    if isinstance(seed, dict):
+        # A SeedGenerator advances on every call, so sharing it already gives new values; a
+        # copy rebuilt from its config would restart it and repeat them.
+        return initializer
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        # Reproducible for a given seed, and different for each projection.
+        config["seed"] = int(seed) + index
+    # An unseeded copy picks a new seed when it is created (from Keras' seeded Python RNG, so
+    # keras.utils.set_random_seed still makes it reproducible).
+    return initializer.__class__.from_config(config)

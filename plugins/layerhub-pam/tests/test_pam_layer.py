@@ -370,3 +370,53 @@ def test_wrong_rank_rejected():
 
 
 # --------------------------------------------------------------------------- docs
+
+
+# --------------------------------------------------------------------------- initial weights
+
+
+def _projection_kernels(layer: PAM) -> list[np.ndarray]:
+    return [
+        keras.ops.convert_to_numpy(conv.kernel)
+        for conv in (layer.query_conv, layer.key_conv, layer.value_conv)
+    ]
+
+
+@pytest.mark.parametrize(
+    "initializer",
+    [
+        "glorot_uniform",
+        keras.initializers.GlorotUniform(seed=3),
+        keras.initializers.RandomNormal(seed=keras.random.SeedGenerator(1)),
+    ],
+    ids=["unseeded", "int-seed", "seed-generator"],
+)
+def test_projections_start_from_different_kernels(initializer):
+    # With reduction=1 all three kernels have one shape; one shared initializer instance
+    # returned the same values for each, so query and key started equal.
+    layer = PAM(reduction=1, kernel_initializer=initializer)
+    layer.build((None, 4, 4, CHANNELS))
+    query, key, value = _projection_kernels(layer)
+    assert not np.allclose(query, key)
+    assert not np.allclose(query, value)
+    assert not np.allclose(key, value)
+
+
+def test_projection_biases_start_different_with_a_random_initializer():
+    layer = PAM(reduction=1, bias_initializer=keras.initializers.RandomUniform(seed=4))
+    layer.build((None, 4, 4, CHANNELS))
+    query_bias = keras.ops.convert_to_numpy(layer.query_conv.bias)
+    value_bias = keras.ops.convert_to_numpy(layer.value_conv.bias)
+    assert not np.allclose(query_bias, value_bias)
+
+
+def test_seeded_initializer_stays_reproducible_and_in_the_config():
+    initializer = keras.initializers.GlorotUniform(seed=3)
+    first, second = PAM(kernel_initializer=initializer), PAM(kernel_initializer=initializer)
+    first.build((None, 4, 4, CHANNELS))
+    second.build((None, 4, 4, CHANNELS))
+    for a, b in zip(_projection_kernels(first), _projection_kernels(second), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The per-projection copies are internal: the config keeps the initializer as given.
+    assert first.get_config()["kernel_initializer"]["config"]["seed"] == 3
+    assert PAM.from_config(first.get_config()).get_config() == first.get_config()
