@@ -33,6 +33,10 @@ class FMLayer(keras.layers.Layer):
     computed in float32: it is a difference of two large, nearly equal sums,
     which half precision would mostly cancel to rounding noise.
 
+    With inputs of rank 3 or more, each position of the leading axes is
+    mapped on its own, so a Keras mask over positions (from
+    `Embedding(mask_zero=True)` or `Masking`) passes through unchanged.
+
     Example:
 
     >>> import numpy as np
@@ -115,6 +119,9 @@ class FMLayer(keras.layers.Layer):
         self.factor_constraint = keras.constraints.get(factor_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
+        # Only the feature axis is reduced; each position is mapped on its own, so a mask
+        # over positions stays valid.
+        self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         input_dim = input_shape[-1]

@@ -30,6 +30,11 @@ class L2Normalization(keras.layers.Layer):
     `mixed_float16` or `mixed_bfloat16` policy: a sum of squares of
     un-normalised activations easily exceeds the float16 range.
 
+    With the default `axis=-1` each position is normalised on its own, so a
+    Keras mask (from `Embedding(mask_zero=True)` or `Masking`) passes
+    through unchanged. Normalising over any other axis mixes positions, so
+    the layer then does not propagate a mask.
+
     Example:
 
     >>> import numpy as np
@@ -82,17 +87,19 @@ class L2Normalization(keras.layers.Layer):
             raise ValueError(
                 f"`gamma_init` must be a finite number. Received: gamma_init={gamma_init!r}"
             )
-        if isinstance(axis, bool) or not isinstance(axis, int):
+        # NumPy integers count, as they do for Keras' own layers.
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise ValueError(f"`axis` must be an integer. Received: axis={axis!r}")
         if not _is_real(epsilon) or not epsilon > 0 or not math.isfinite(epsilon):
             raise ValueError(f"`epsilon` must be a positive number. Received: epsilon={epsilon!r}")
         self.gamma_init = float(gamma_init)
-        self.axis = axis
+        self.axis = int(axis)
         self.epsilon = float(epsilon)
         self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
         self.gamma_constraint = keras.constraints.get(gamma_constraint)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
-        self.supports_masking = True
+        # A Keras mask covers every axis but the last; see build().
+        self.supports_masking = self.axis == -1
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         rank = len(input_shape)
@@ -101,6 +108,9 @@ class L2Normalization(keras.layers.Layer):
                 f"`axis` is out of range for inputs of rank {rank}. Received: axis={self.axis}"
             )
         axis = self.axis % rank
+        # Normalising over the last axis maps each position on its own, so the mask stays
+        # valid; over any other axis the norm mixes masked positions into unmasked ones.
+        self.supports_masking = axis == rank - 1
         if axis == 0:
             raise ValueError(
                 "`axis` must not be the batch axis: the layer normalises each sample "

@@ -228,3 +228,57 @@ def test_check_layer(tmp_path: Path) -> None:
     from layerhub.testing import check_layer
 
     check_layer(L2Normalization, {"gamma_init": 5.0}, (2, 4, 4, 3), tmp_path=tmp_path)
+
+
+# -- masking ----------------------------------------------------------------------------------
+
+
+def masked_mean_of(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embedding(mask_zero=True) -> layer -> GlobalAveragePooling1D, which averages only the
+    positions the mask keeps; returns (tokens, per-position outputs, pooled)."""
+    tokens = np.array([[3, 1, 0, 0], [2, 4, 1, 0]])
+    inputs = keras.Input((4,), dtype="int32")
+    outputs = layer(
+        keras.layers.Embedding(
+            5, 6, mask_zero=True, embeddings_initializer=keras.initializers.RandomNormal(seed=0)
+        )(inputs)
+    )
+    pooled = keras.layers.GlobalAveragePooling1D()(outputs)
+    per_position, mean = keras.Model(inputs, [outputs, pooled]).predict(tokens, verbose=0)
+    return tokens, per_position, mean
+
+
+def test_mask_passes_through() -> None:
+    layer = L2Normalization(gamma_init=2.0)
+    tokens, per_position, mean = masked_mean_of(layer)
+    keep = (tokens != 0)[..., None]
+    expected = (per_position * keep).sum(axis=1) / keep.sum(axis=1)
+    # Padding outputs are not zero, so dropping the mask would change the mean.
+    assert np.abs(expected - per_position.mean(axis=1)).max() > 1e-3
+    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_normalising_over_positions_does_not_claim_the_mask() -> None:
+    # The norm over axis 1 mixes padded positions into the others: the mask no longer holds.
+    layer = L2Normalization(axis=1)
+    layer.build((None, 4, 6))
+    assert not layer.supports_masking
+    assert L2Normalization().supports_masking
+
+
+# -- NumPy integers ---------------------------------------------------------------------------
+
+
+def test_numpy_integer_axis() -> None:
+    x = np.random.default_rng(3).normal(size=(2, 3, 4)).astype("float32")
+    layer = L2Normalization(gamma_init=1.5, axis=np.int64(1))
+    config = layer.get_config()
+    assert config["axis"] == 1
+    assert type(config["axis"]) is int
+    expected = reference(x, np.full(3, 1.5, "float32"), 1, 1e-12)
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(x)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bool_axis_is_still_rejected() -> None:
+    with pytest.raises(ValueError, match="Received: axis=True"):
+        L2Normalization(axis=True)

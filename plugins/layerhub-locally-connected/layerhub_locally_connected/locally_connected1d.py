@@ -17,6 +17,9 @@ class LocallyConnected1D(BaseLocallyConnected):
     step `t`. Same arguments, defaults, weight shapes and numerics as
     `tf_keras.layers.LocallyConnected1D`, so Keras 2 weights load.
 
+    Each output step reads a window of input steps, so a Keras mask over the
+    input steps does not apply to the output and is not propagated.
+
     Example:
 
     >>> import numpy as np

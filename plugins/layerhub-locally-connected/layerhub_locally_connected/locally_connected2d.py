@@ -17,6 +17,9 @@ class LocallyConnected2D(BaseLocallyConnected):
     output position `(i, j)`. Same arguments, defaults, weight shapes and
     numerics as `tf_keras.layers.LocallyConnected2D`, so Keras 2 weights load.
 
+    Each output position reads a window of input positions, so a Keras mask
+    over the input does not apply to the output and is not propagated.
+
     Example:
 
     >>> import numpy as np

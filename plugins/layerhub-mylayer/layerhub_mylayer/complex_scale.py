@@ -22,6 +22,8 @@ class ComplexScale(keras.layers.Layer):
     trainable weights and returns a list of tensors, something a `Lambda`
     layer cannot do because it has no trainable weights.
 
+    The layer does not propagate a Keras mask to its two outputs.
+
     Example:
 
     >>> import numpy as np

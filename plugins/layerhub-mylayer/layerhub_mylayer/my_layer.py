@@ -19,6 +19,9 @@ class MyLayer(keras.layers.Layer):
     a working Keras 3 layer that also accepts inputs of rank above 2 (the
     projection is applied at every position of the leading axes).
 
+    Each position is mapped on its own, so a Keras mask (from
+    `Embedding(mask_zero=True)` or `Masking`) passes through unchanged.
+
     Example:
 
     >>> import numpy as np
@@ -51,6 +54,8 @@ class MyLayer(keras.layers.Layer):
         self.output_dim = checked_output_dim(output_dim)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
+        # Each position is projected on its own, so a mask over positions stays valid.
+        self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         input_dim = input_shape[-1]

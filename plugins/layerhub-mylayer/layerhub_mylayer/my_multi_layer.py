@@ -25,6 +25,8 @@ class MyMultiLayer(keras.layers.Layer):
     `b` must have the same rank as `a` and `output_dim` features, so the sum
     is element-wise and both outputs have predictable shapes.
 
+    The layer does not propagate Keras masks to its outputs.
+
     Example:
 
     >>> import numpy as np

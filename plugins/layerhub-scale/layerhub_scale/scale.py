@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
@@ -16,6 +17,9 @@ class Scale(keras.layers.Layer):
     of the chosen axis (or axes) and broadcast over every other axis. It is the affine half of
     batch normalisation without the statistics, as used after normalisation in ResNet and
     DenseNet ports from Caffe.
+
+    The layer is element-wise, so a Keras mask (from
+    ``Embedding(mask_zero=True)`` or ``Masking``) passes through unchanged.
 
     Example:
 
@@ -58,12 +62,13 @@ class Scale(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        axes = [axis] if isinstance(axis, int) else list(axis)
-        if not axes or not all(isinstance(a, int) for a in axes):
+        axes = _axis_list(axis)
+        if not axes:
             raise ValueError(
                 f"`axis` must be an int or a non-empty list of ints. Received: axis={axis}"
             )
-        self.axis = axis if isinstance(axis, int) else axes
+        # Stored as Python ints: NumPy integers are accepted but are not JSON serialisable.
+        self.axis = axes[0] if _is_int(axis) else axes
         self._axes = axes
         self.momentum = momentum
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
@@ -130,3 +135,21 @@ class Scale(keras.layers.Layer):
             }
         )
         return config
+
+
+def _is_int(value: object) -> bool:
+    # NumPy integers count, as they do for Keras' own layers; bool is an int subclass but a bug.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _axis_list(axis: object) -> list[int] | None:
+    """``axis`` (an int or a sequence of ints) as a list of Python ints, or None if invalid."""
+    if _is_int(axis):
+        return [int(axis)]  # type: ignore[call-overload]
+    try:
+        items = list(axis)  # type: ignore[call-overload]
+    except TypeError:
+        return None
+    if not all(_is_int(a) for a in items):
+        return None
+    return [int(a) for a in items]

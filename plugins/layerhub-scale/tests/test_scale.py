@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -86,3 +87,62 @@ def test_bad_arguments(
 def test_conformance(tmp_path: Path) -> None:
     check_layer(Scale, {"gamma_initializer": "random_normal"}, (2, 3, 4), tmp_path=tmp_path)
     check_layer(Scale, {"axis": [1, 2]}, (2, 3, 4), tmp_path=tmp_path)
+
+
+# -- masking ----------------------------------------------------------------------------------
+
+
+def masked_mean_of(layer: keras.layers.Layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embedding(mask_zero=True) -> layer -> GlobalAveragePooling1D, which averages only the
+    positions the mask keeps; returns (tokens, per-position outputs, pooled)."""
+    tokens = np.array([[3, 1, 0, 0], [2, 4, 1, 0]])
+    inputs = keras.Input((4,), dtype="int32")
+    outputs = layer(
+        keras.layers.Embedding(
+            5, 6, mask_zero=True, embeddings_initializer=keras.initializers.RandomNormal(seed=0)
+        )(inputs)
+    )
+    pooled = keras.layers.GlobalAveragePooling1D()(outputs)
+    per_position, mean = keras.Model(inputs, [outputs, pooled]).predict(tokens, verbose=0)
+    return tokens, per_position, mean
+
+
+def test_mask_passes_through() -> None:
+    layer = Scale(gamma_initializer=keras.initializers.Constant(2.0), beta_initializer="ones")
+    tokens, per_position, mean = masked_mean_of(layer)
+    keep = (tokens != 0)[..., None]
+    expected = (per_position * keep).sum(axis=1) / keep.sum(axis=1)
+    # Padding outputs are not zero, so dropping the mask would change the mean.
+    assert np.abs(expected - per_position.mean(axis=1)).max() > 1e-3
+    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
+
+
+# -- NumPy integers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("axis", "expected_config", "axes"),
+    [
+        (np.int64(-1), -1, [3]),
+        (np.int32(1), 1, [1]),
+        ([np.int64(1), 3], [1, 3], [1, 3]),
+        (np.array([1, 3]), [1, 3], [1, 3]),
+    ],
+)
+def test_numpy_integer_axis(axis: object, expected_config: object, axes: list[int]) -> None:
+    x = RNG.normal(size=(2, 3, 4, 5)).astype("float32")
+    layer = Scale(axis=axis)
+    config = layer.get_config()
+    assert config["axis"] == expected_config
+    json.dumps(config)  # NumPy integers would not serialise
+    layer.build(x.shape)
+    gamma = RNG.normal(size=layer.gamma.shape).astype("float32")
+    beta = RNG.normal(size=layer.beta.shape).astype("float32")
+    layer.set_weights([gamma, beta])
+    np.testing.assert_allclose(layer(x), reference(x, gamma, beta, axes), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [True, 1.0, [], [1, "2"], "1"])
+def test_rejects_non_integer_axis(axis: object) -> None:
+    with pytest.raises(ValueError, match="Received: axis="):
+        Scale(axis=axis)
