@@ -429,6 +429,7 @@ def test_new_writes_a_plugin_that_passes_its_own_tests_and_lists(run: Run, tmp_p
     root = tmp_path / "work" / "layerhub-tiny"
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert files == [
+        "LICENSE",
         "README.md",
         "layerhub_tiny/__init__.py",
         "layerhub_tiny/tiny_scale.py",

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import datetime
 import keyword
 import os
 import re
@@ -27,10 +29,18 @@ _SUFFIX: Final = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 _CLASS: Final = re.compile(r"[A-Z][A-Za-z0-9]*")
 # Names the generated layer module imports; a class called so would shadow them.
 _RESERVED_CLASSES: Final = frozenset({"Any"})
+# Names the generated ``__init__.py`` binds; importing a submodule called so would rebind the
+# package attribute (``hookimpl`` would become a module and the hooks would fail to register).
+_RESERVED_MODULES: Final = frozenset({"annotations", "hookimpl"})
+# Soft keywords of every supported Python, not only the running one (``type`` is 3.12+).
+_SOFT_KEYWORDS: Final = frozenset({"_", "case", "match", "type", *keyword.softkwlist})
+# Appended to a module name that cannot be used as is: ``Lambda`` -> ``lambda_layer.py``.
+_MODULE_SUFFIX: Final = "_layer"
 # Template file -> path in the new distribution (``string.Template`` placeholders allowed).
 _FILES: Final = {
     "pyproject.toml.tmpl": "pyproject.toml",
     "README.md.tmpl": "README.md",
+    "LICENSE.tmpl": "LICENSE",
     "__init__.py.tmpl": "${package}/__init__.py",
     "layer.py.tmpl": "${package}/${module}.py",
     "test_layer.py.tmpl": "tests/test_${module}.py",
@@ -49,7 +59,8 @@ class PluginNames:
         distribution: the distribution (and directory) name, such as ``"layerhub-foo"``.
         package: the import package, entry-point and registration package, ``"layerhub_foo"``.
         class_name: the layer class, such as ``"FooLayer"``.
-        module: the module holding the layer, such as ``"foo_layer"``.
+        module: the module holding the layer, such as ``"foo_layer"``; a name Python cannot
+            import (``"lambda"``) gets ``"_layer"`` appended.
     """
 
     distribution: str
@@ -83,17 +94,38 @@ def plugin_names(name: str, class_name: str) -> PluginNames:
             "The layer class must be a CapWords Python identifier (letters and digits, starting "
             f"with an uppercase letter), like 'FooLayer'. Received: --layer={class_name!r}"
         )
-    if class_name in _RESERVED_CLASSES:
+    # A class named like a builtin (``ValueError``) would shadow it in the generated module,
+    # whose argument checks raise ValueError.
+    if class_name in _RESERVED_CLASSES or hasattr(builtins, class_name):
         raise ScaffoldError(
-            "The layer class would shadow a name its module imports. "
+            "The layer class would shadow a name its module imports or a Python builtin. "
             f"Received: --layer={class_name!r}"
         )
     distribution = PREFIX + suffix.replace("_", "-")
+    package = distribution.replace("-", "_")
+    if not _importable(package):
+        # Unreachable with the name pattern above; kept so that a looser pattern cannot
+        # produce a plugin that does not import.
+        raise ScaffoldError(
+            f"The plugin name gives the import package {package!r}, which is not a valid Python "
+            f"module name. Received: NAME={name!r}"
+        )
+    module = snake_case(class_name)
+    if not _importable(module) or module in _RESERVED_MODULES:
+        module += _MODULE_SUFFIX
     return PluginNames(
-        distribution=distribution,
-        package=distribution.replace("-", "_"),
-        class_name=class_name,
-        module=snake_case(class_name),
+        distribution=distribution, package=package, class_name=class_name, module=module
+    )
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be named in an import statement and used without surprises."""
+    # Soft keywords (match, case, type, _) do import, but read as syntax in the generated code.
+    return (
+        module.isidentifier()
+        and module.isascii()
+        and not keyword.iskeyword(module)
+        and module not in _SOFT_KEYWORDS
     )
 
 
@@ -108,7 +140,8 @@ def snake_case(class_name: str) -> str:
 
 def render(names: PluginNames) -> dict[str, str]:
     """The new distribution's files: relative path -> contents."""
-    values = names.mapping()
+    # The year goes into the generated LICENSE's copyright line.
+    values = {**names.mapping(), "year": str(datetime.date.today().year)}
     template_dir = resources.files("layerhub._private").joinpath("template")
     files = {}
     for source, target in _FILES.items():
