@@ -23,7 +23,8 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, UnsafeModelError, registry
-from layerhub._private import archive
+from layerhub._private import checks, config_tree
+from layerhub._private.keras2_hdf5 import open_hdf5
 from layerhub.testing import run_in_fresh_interpreter
 
 GENERATOR = Path(__file__).with_name("keras2_models.py")
@@ -153,7 +154,7 @@ def test_registered_keras2_class_resolves_by_the_name_after_the_package(
     keras2_dir: Path, reference: Callable[[str], Arrays]
 ) -> None:
     path = keras2_dir / "registered.h5"
-    assert "Custom>Scale" in archive.class_names(archive.read_h5(path))
+    assert "Custom>Scale" in config_tree.class_names(open_hdf5(path).config)
     model = layerhub.load_model(path)
     assert isinstance(model.layers[-1], Scale)
     assert_same_outputs(model, reference("registered"))
@@ -249,7 +250,7 @@ def test_keras2_lambda_naming_a_plugin_function_loads_under_safe_mode(
     from layerhub_functions import channel_slice
 
     path = keras2_dir / "lambda_by_name.h5"
-    assert archive.lambda_function_names(archive.read_h5(path)) == {"channel_slice"}
+    assert config_tree.lambda_function_names(open_hdf5(path).config) == {"channel_slice"}
     model = layerhub.load_model(path)
     lam = next(layer for layer in model.layers if isinstance(layer, keras.layers.Lambda))
     assert lam.function is channel_slice
@@ -292,7 +293,7 @@ def test_bytecode_in_any_keras2_lambda_slot_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         UnsafeModelError, match="layer 'shape_only' holds Python bytecode in its output_shape"
     ):
-        archive.refuse_bytecode(config, tmp_path / "m.h5")
+        checks.refuse_bytecode(tmp_path / "m.h5", config)
 
 
 # -- missing plugins -------------------------------------------------------------------------------
@@ -316,7 +317,9 @@ def test_class_no_plugin_provides_raises_a_one_line_missing_plugin_error(
     assert caught.value.pip_command is None
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("the model needs Swish2, which no installed layerhub plugin")
+    assert message.startswith(
+        "the model needs Swish2, which neither Keras nor any installed layerhub plugin provides"
+    )
     assert "custom_objects" in message
     # The user's own class, given for this one call, completes the model.
     model = layerhub.load_model(path, custom_objects={"Swish2": Swish2})

@@ -15,7 +15,7 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, Registry, UnsafeModelError
-from layerhub._private import archive, loading
+from layerhub._private import config_tree, manifest, saving
 from layerhub.testing import run_in_fresh_interpreter
 
 
@@ -69,9 +69,13 @@ def test_save_writes_a_manifest_of_plugin_objects(tmp_path: Path) -> None:
     with zipfile.ZipFile(path) as zf:
         metadata = json.loads(zf.read("metadata.json"))
         assert sorted(zf.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        comment = zf.comment
+    # The manifest is the zip comment; Keras' own metadata is left as Keras wrote it.
     assert "keras_version" in metadata
+    assert "layerhub" not in metadata
+    assert comment.startswith(manifest.COMMENT_PREFIX)
     (record,) = layerhub.registry.list("Scale")
-    assert metadata["layerhub"] == {
+    assert json.loads(comment[len(manifest.COMMENT_PREFIX) :]) == {
         "format": 1,
         "layerhub_version": layerhub.__version__,
         "objects": {
@@ -109,7 +113,7 @@ def test_registered_names_are_found_at_any_depth() -> None:
             ]
         },
     }
-    assert archive.registered_names(config) == {"pkg_a>Scale", "pkg_b>swishy", "pkg_c>Init"}
+    assert config_tree.registered_names(config) == {"pkg_a>Scale", "pkg_b>swishy", "pkg_c>Init"}
 
 
 def test_save_is_atomic_when_it_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,12 +121,12 @@ def test_save_is_atomic_when_it_fails(tmp_path: Path, monkeypatch: pytest.Monkey
     layerhub.save_model(scale_model(), path)
     before = path.read_bytes()
 
-    def fail_midway(source: Path, target: Path, replacements: dict[str, bytes]) -> None:
-        target.write_bytes(b"PK\x03\x04 half an archive")
+    def fail_midway(file: Path, registry: Registry) -> None:
+        file.write_bytes(b"PK\x03\x04 half an archive")
         raise OSError("disk full")
 
-    monkeypatch.setattr(loading, "_rewrite_archive", fail_midway)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(saving, "_add_manifest", fail_midway)
+    with pytest.raises(ModelFileError, match="disk full"):
         layerhub.save_model(scale_model(), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
@@ -148,8 +152,9 @@ def test_missing_plugin_names_distribution_version_and_pip_line(tmp_path: Path) 
         config = json.loads(zf.read("config.json"))
         metadata = json.loads(zf.read("metadata.json"))
     text = json.dumps(config).replace("layerhub_scale>Scale", "layerhub_absent>Gone")
-    metadata["layerhub"]["objects"] = {
-        "layerhub_absent>Gone": {"distribution": "layerhub-absent", "version": "2.1.0"}
+    # Where layerhub 0.1 wrote the manifest; still read.
+    metadata["layerhub"] = {
+        "objects": {"layerhub_absent>Gone": {"distribution": "layerhub-absent", "version": "2.1.0"}}
     }
     rewrite(path, config_json=json.loads(text), metadata_json=metadata)
     with pytest.raises(MissingPluginError) as caught:
@@ -197,7 +202,7 @@ def corrupt_weights(path: Path) -> None:
         (not_a_zip, "not a .keras archive"),
         (no_config, "no config.json"),
         (config_not_a_model, "not a Keras model"),
-        (corrupt_weights, "could not be read"),
+        (corrupt_weights, "could not be rebuilt by Keras"),
     ],
 )
 def test_damaged_archives_raise_one_line_errors(tmp_path: Path, damage: Any, message: str) -> None:
@@ -298,9 +303,16 @@ def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: P
     with zipfile.ZipFile(path) as zf:
         config = json.loads(zf.read("config.json"))
         metadata = json.loads(zf.read("metadata.json"))
-    assert metadata["layerhub"]["objects"]["layerhub_upgrading>Shift"]["version"] == "2.0"
+        saved = manifest.from_comment(zf.comment)
+    assert saved is not None
+    assert saved.objects["layerhub_upgrading>Shift"].version == "2.0"
     text = json.dumps(config).replace('"offset": 5.0', '"bias": 5.0')
-    metadata["layerhub"]["objects"]["layerhub_upgrading>Shift"]["version"] = "1.0"
+    # As layerhub 0.1 wrote it, in metadata.json (rewrite() drops the zip comment).
+    metadata["layerhub"] = {
+        "objects": {
+            "layerhub_upgrading>Shift": {"distribution": "layerhub-upgrading", "version": "1.0"}
+        }
+    }
     rewrite(path, config_json=json.loads(text), metadata_json=metadata)
     loaded = layerhub.load_model(path, registry=registry)
     np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[5.0, 5.0]])
@@ -321,9 +333,11 @@ def test_modules_named_in_a_file_are_never_imported(tmp_path: Path, site: Path) 
     rewrite(path, config_json=json.loads(text))
     with pytest.raises(MissingPluginError, match="layerhub_sneaky>Thing"):
         layerhub.load_model(path)
-    # A name outside the plugin namespace goes to Keras, which refuses it without importing.
+    # A name outside the plugin namespace is missing too, and its module is not imported either.
     rewrite(path, config_json=json.loads(text.replace("layerhub_sneaky>", "sneaky_module>")))
-    with pytest.raises(TypeError, match="Could not locate class"):
+    with pytest.raises(MissingPluginError, match="sneaky_module>Thing") as caught:
         layerhub.load_model(path)
+    assert caught.value.pip_command is None
+    assert "custom_objects" in str(caught.value)
     assert "layerhub_sneaky" not in sys.modules
     assert "sneaky_module" not in sys.modules

@@ -22,7 +22,8 @@ from layerhub._private.registry import PluginWarning, Registry, registry
 
 if TYPE_CHECKING:
     from layerhub._private.hookspecs import hookimpl, hookspec
-    from layerhub._private.loading import load_model, save_model
+    from layerhub._private.loading import load_model
+    from layerhub._private.saving import save_model
 
 __version__ = "0.1.0"
 
@@ -51,7 +52,7 @@ _LAZY = {
     "hookimpl": "layerhub._private.hookspecs",
     "hookspec": "layerhub._private.hookspecs",
     "load_model": "layerhub._private.loading",
-    "save_model": "layerhub._private.loading",
+    "save_model": "layerhub._private.saving",
 }
 
 

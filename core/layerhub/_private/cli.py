@@ -7,7 +7,7 @@ unexpected error; 2 bad usage or bad input (a missing file, a corrupt archive, a
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
 import inspect
 import json
 import os
@@ -18,10 +18,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
-from layerhub._private import archive, scaffold
+from layerhub._private import scaffold
+from layerhub._private.backend import missing_backend
 from layerhub._private.errors import LayerHubError, MissingPluginError
 from layerhub._private.records import LayerRecord, one_line
-from layerhub._private.registry import PluginWarning, registry
+from layerhub._private.registry import PluginWarning, origin, registry
+from layerhub._private.untrusted import shown
 
 PROG = "layerhub"
 EXIT_OK = 0
@@ -68,7 +70,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         data = registry.to_dict()
         if args.pattern is not None:
-            data["records"] = [r.to_dict() for r in records]
+            matched = {r.registered_name for r in records}
+            data["records"] = [r for r in data["records"] if r["registered_name"] in matched]
         print(json.dumps(data, indent=2))
         return EXIT_OK
     if not records:
@@ -80,7 +83,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     header = ("NAME", "REGISTERED NAME", "PLUGIN", "DISTRIBUTION", "VERSION", "STATUS")
     rows = [
-        (r.name, r.registered_name, r.plugin, r.distribution, r.version, r.status) for r in records
+        (
+            r.name,
+            r.registered_name,
+            r.plugin,
+            origin(r) if r.distribution is None else r.distribution,
+            r.version or "-",
+            r.status,
+        )
+        for r in records
     ]
     _emit(table(header, rows))
     _emit(_problem_lines(records))
@@ -89,15 +100,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _problem_lines(records: Iterable[LayerRecord]) -> list[str]:
     """One line per plugin with a problem: which distribution, what status, why."""
-    causes: dict[tuple[str, str, str], str] = {}
+    causes: dict[tuple[str, str], str] = {}
     for r in records:
         if r.status not in _HEALTHY:
-            causes.setdefault((r.plugin, r.distribution, r.version), f"{r.status}: {r.error}")
+            causes.setdefault((r.plugin, origin(r)), f"{r.status}: {r.error}")
     if not causes:
         return []
     return ["", "problems:"] + [
-        f"  {plugin} ({distribution} {version}): {cause}"
-        for (plugin, distribution, version), cause in sorted(causes.items())
+        f"  {plugin} ({source}): {cause}" for (plugin, source), cause in sorted(causes.items())
     ]
 
 
@@ -105,9 +115,13 @@ def _problem_lines(records: Iterable[LayerRecord]) -> list[str]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    if (no_backend := missing_backend()) is not None:
+        # Every plugin would fail to import the same way; say why once.
+        print(f"{PROG}: {no_backend}", file=sys.stderr)
+        return EXIT_PROBLEM
     obj = registry.get(args.name)
     record = next(r for r in registry.list() if args.name in (r.name, r.registered_name))
-    legacy = _legacy_names(record.plugin, obj)
+    legacy = sorted(n for n, o in registry.legacy_names(record.plugin).items() if o is obj)
     fields = [
         ("name", record.name),
         ("summary", summary(obj)),
@@ -115,10 +129,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("registered name", record.registered_name),
         ("module", f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"),
         ("plugin", record.plugin),
-        ("distribution", f"{record.distribution} {record.version}"),
+        ("distribution", origin(record)),
         ("status", record.status + (f": {record.error}" if record.error else "")),
         ("legacy names", ", ".join(legacy) if legacy else "none (not loadable from Keras 2 .h5)"),
-        ("install", record.pip_command),
+        ("install", record.pip_command or "-"),
     ]
     key_width = max(len(key) for key, _ in fields) + 2
     for key, value in fields:
@@ -185,109 +199,87 @@ def _legacy_names(plugin: str, obj: Any) -> list[str]:
 # -- inspect --------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Need:
-    """One name a model file refers to, and what the installed plugins make of it."""
-
-    name: str
-    providers: tuple[LayerRecord, ...]
-    saved_distribution: str | None = None
-    saved_version: str | None = None
-
-    @property
-    def status(self) -> str:
-        if not self.providers:
-            return "missing"
-        if len({p.registered_name for p in self.providers}) > 1:
-            return "ambiguous"
-        provider = self.providers[0]
-        if provider.status not in _HEALTHY:
-            return provider.status
-        if self.saved_version is not None and self.saved_version != provider.version:
-            return f"ok (saved with {self.saved_version})"
-        return "ok"
-
-    @property
-    def ok(self) -> bool:
-        return self.status.startswith("ok")
-
-    def row(self) -> tuple[str, str, str, str, str]:
-        installed = ", ".join(sorted({f"{p.distribution} {p.version}" for p in self.providers}))
-        saved = " ".join(x for x in (self.saved_distribution, self.saved_version) if x)
-        plugins = ", ".join(sorted({p.plugin for p in self.providers}))
-        return (self.name, plugins or "-", saved or "-", installed or "-", self.status)
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
-    file, kind = archive.model_format(args.model)
-    if kind == "keras":
-        config, manifest = archive.read_keras(file)
-        needs = keras_needs(config, manifest)
-        origin = (
-            f"Keras 3 archive, layerhub manifest from layerhub {manifest.get('layerhub_version')}"
-            if manifest is not None
-            else "Keras 3 archive without a layerhub manifest (saved with plain model.save)"
-        )
-    else:
-        needs = h5_needs(archive.read_h5(file))
-        origin = "Keras 2 HDF5 file"
-    print(f"{file}: {origin}")
+    from layerhub._private import checks, resolve
+    from layerhub._private.loading import open_model
+
+    opened = open_model(args.model)
+    checks.check_config(opened.path, opened.config, safe_mode=False)
+    needs = resolve.needs(opened, registry)
+    print(f"{shown(str(opened.path), 400)}: {opened.description}{_origin(opened)}")
     if not needs:
         print("it uses only Keras built-in objects")
         return EXIT_OK
-    header = ("NAME", "PLUGIN", "SAVED WITH", "INSTALLED", "STATUS")
-    _emit(table(header, [n.row() for n in needs]))
-    problems = [n for n in needs if not n.ok]
-    _emit(_remedy_lines(problems))
+    saved = opened.manifest.objects if opened.manifest is not None else {}
+    rows = [_need_row(need, saved.get(need.name)) for need in needs]
+    _emit(table(("NAME", "PLUGIN", "SAVED WITH", "INSTALLED", "STATUS"), rows))
+    problems = [
+        (need, row[-1])
+        for need, row in zip(needs, rows, strict=True)
+        if not row[-1].startswith("ok")
+    ]
+    _emit(_remedy_lines(problems, opened))
     return EXIT_PROBLEM if problems else EXIT_OK
 
 
-def keras_needs(config: dict[str, Any], manifest: dict[str, Any] | None) -> list[Need]:
-    """What a ``.keras`` config needs: each registered name, matched against the metadata."""
-    saved = (manifest or {}).get("objects", {})
-    needs = []
-    for name in sorted(archive.registered_names(config)):
-        entry = saved.get(name)
-        entry = entry if isinstance(entry, dict) else {}
-        needs.append(
-            Need(
-                name,
-                tuple(registry.plugin_for(name)),
-                entry.get("distribution"),
-                entry.get("version"),
-            )
-        )
-    return needs
+def _origin(opened: Any) -> str:
+    if opened.keras2:
+        return ""
+    if opened.manifest is None:
+        return " without a layerhub manifest (saved with plain model.save)"
+    return f", layerhub manifest from layerhub {shown(opened.manifest.layerhub_version, 40)}"
 
 
-def h5_needs(config: dict[str, Any]) -> list[Need]:
-    """What an .h5 config needs: the names loading would resolve through plugins."""
-    # Keras itself is needed to tell its built-ins apart; loading uses the same rule.
-    from layerhub._private.legacy import needed_names
+def _need_row(need: Any, entry: Any) -> tuple[str, str, str, str, str]:
+    """NAME, PLUGIN, SAVED WITH, INSTALLED, STATUS for one needed name; file strings escaped."""
+    providers = need.providers
+    saved_version = shown(entry.version, 40) if entry is not None and entry.version else None
+    if need.by_keras:
+        status = "ok (registered with Keras)"
+    elif not providers:
+        status = "missing" + (" (training config)" if need.compile_only else "")
+    elif len({p.registered_name for p in providers}) > 1:
+        status = "ambiguous"
+    elif providers[0].status not in _HEALTHY:
+        status = providers[0].status
+    elif saved_version is not None and saved_version != providers[0].version:
+        status = f"ok (saved with {saved_version})"
+    else:
+        status = "ok"
+    saved = (
+        " ".join(shown(v, 40) for v in (entry.distribution, entry.version) if v)
+        if entry is not None
+        else ""
+    )
+    return (
+        shown(need.name),
+        ", ".join(sorted({p.plugin for p in providers})) or "-",
+        saved or "-",
+        ", ".join(sorted({f"{p.distribution} {p.version}" for p in providers})) or "-",
+        status,
+    )
 
-    records = registry.list()
-    return [
-        Need(name, tuple(r for r in records if r.name == name.rpartition(">")[2]))
-        for name in sorted(needed_names(config))
-    ]
 
+def _remedy_lines(problems: Sequence[tuple[Any, str]], opened: Any) -> list[str]:
+    """What to do about each (need, status) that is not ok."""
+    from layerhub._private import resolve
 
-def _remedy_lines(problems: Sequence[Need]) -> list[str]:
     if not problems:
         return []
+    saved = opened.manifest.objects if opened.manifest is not None else {}
     lines = [""]
-    missing: dict[str, tuple[str | None, str | None]] = {}
-    for need in problems:
+    entries = []
+    for need, status in problems:
         if need.providers:
-            lines.append(f"{need.name}: {need.status}; run 'layerhub doctor' for the cause")
-        elif need.saved_distribution is not None:
-            missing[need.name] = (need.saved_distribution, need.saved_version)
-        elif need.name.startswith("layerhub_") and ">" in need.name:
-            # The registration convention names the distribution after the package.
-            missing[need.name] = (need.name.partition(">")[0].replace("_", "-"), None)
-        else:
-            lines.append(f"{need.name}: no installed plugin provides it; no distribution is known")
-    pip = MissingPluginError(missing).pip_command if missing else None
+            lines.append(f"{shown(need.name)}: {status}; run 'layerhub doctor' for the cause")
+            continue
+        entry = resolve.missing_entry(need.name, saved.get(need.name))
+        entries.append(entry)
+        if entry.note is not None:
+            lines.append(f"{shown(need.name)}: {entry.note}")
+        elif entry.distribution is None:
+            lines.append(f"{shown(need.name)}: no installed plugin provides it; {resolve.HINT}")
+    pip = MissingPluginError(entries).pip_command if entries else None
     if pip is not None:
         lines.append(f"missing plugins; install them with: {pip}")
     return lines
@@ -297,19 +289,28 @@ def _remedy_lines(problems: Sequence[Need]) -> list[str]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    registry.load_all()
+    no_backend = missing_backend()
+    if no_backend is None:
+        registry.load_all()
     records = registry.list()
     if not records:
         print("no layerhub plugins are installed")
         return EXIT_OK
     plugins: dict[tuple[str, str, str], list[LayerRecord]] = defaultdict(list)
     for r in records:
-        plugins[(r.plugin, r.distribution, r.version)].append(r)
+        distribution = origin(r) if r.distribution is None else r.distribution
+        plugins[(r.plugin, distribution, r.version or "-")].append(r)
     rows = []
     for (plugin, distribution, version), group in sorted(plugins.items()):
         status = next((r.status for r in group if r.status not in _HEALTHY), "ok")
+        if no_backend is not None and status == "ok":
+            status = "unchecked"
         rows.append((status, plugin, distribution, version, ", ".join(r.name for r in group)))
     _emit(table(("STATUS", "PLUGIN", "DISTRIBUTION", "VERSION", "OBJECTS"), rows))
+    if no_backend is not None:
+        print()
+        print(f"cannot import any plugin: {no_backend}")
+        return EXIT_PROBLEM
     problems = _problem_lines(records)
     _emit(problems)
     _emit(_ambiguity_lines(records))
@@ -367,12 +368,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
     )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the Keras backend's start-up logs",
+    )
     parser = _Parser(
         prog=PROG,
         description="List, explain and check installed layerhub plugins, and start new ones.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show the Keras backend's start-up logs"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
@@ -399,13 +410,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEEDS_KERAS = (cmd_info, cmd_doctor)
+
+
+def _import_keras_quietly() -> None:
+    """Import keras now, with the process's stderr (file descriptor 2) sent to /dev/null.
+
+    TensorFlow writes its start-up notices (absl's ``InitializeLog`` warning, oneDNN and CUDA
+    lines) from C++ before it reads ``TF_CPP_MIN_LOG_LEVEL``, so only the descriptor silences
+    them. A failed import is left for the registry to report when a plugin needs keras.
+    """
+    if "keras" in sys.modules or missing_backend() is not None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        with contextlib.suppress(Exception):
+            import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``layerhub`` command; return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    verbose = "-v" in argv or "--verbose" in argv
+    if not verbose:
+        # Before anything imports keras: TensorFlow reads it once, at import.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = args.handler
+        if not verbose and handler in _NEEDS_KERAS:
+            _import_keras_quietly()
         with warnings.catch_warnings():
             # Plugin problems are reported in the output (status column, doctor), not as warnings.
             if not debug:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import Final, NamedTuple
 
 __all__ = [
     "AmbiguousNameError",
     "BrokenPluginError",
     "LayerHubError",
+    "Missing",
     "MissingPluginError",
     "ModelFileError",
     "PluginConflictError",
@@ -53,39 +55,68 @@ class UnsafeModelError(LayerHubError, ValueError):
     """A model holds Python bytecode and ``safe_mode`` is on."""
 
 
-class MissingPluginError(LayerHubError, ImportError):
-    """A model needs objects that no installed plugin provides.
+class Missing(NamedTuple):
+    """One object a model needs that nothing resolves.
 
     Attributes:
-        names: the registered (or Keras 2 class) names that could not be resolved.
+        name: the name as the file spells it (escaped whenever it is shown).
+        distribution: a validated distribution to install, or ``None`` when none is known.
+        version: a validated version of it, or ``None``.
+        note: a sentence about this name for the message (already safe to show), or ``None``.
+    """
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    note: str | None = None
+
+
+class MissingPluginError(LayerHubError, ImportError):
+    """A model needs objects that neither Keras nor any installed plugin resolves.
+
+    Attributes:
+        names: the names that could not be resolved, as the file spells them.
         requirements: ``distribution -> version`` (``None`` when unknown) of what to install.
-        pip_command: the exact ``pip install`` line, or ``None`` when no distribution is known.
+        pip_command: the exact ``pip install`` line, or ``None`` when no distribution is known;
+            built only from names and versions that ``packaging`` accepts.
     """
 
     def __init__(
         self,
-        missing: Mapping[str, tuple[str | None, str | None]],
+        missing: Sequence[Missing],
         *,
-        reason: str | None = None,
+        reason: str = "which no installed layerhub plugin provides",
+        hint: str | None = None,
     ) -> None:
-        self.names = tuple(sorted(missing))
-        self.requirements = {d: v for d, v in sorted(missing.values(), key=str) if d is not None}
+        from layerhub._private.untrusted import requirement, shown
+
+        entries = sorted(missing, key=lambda m: m.name)
+        self.names = tuple(m.name for m in entries)
+        self.requirements = {
+            m.distribution: m.version for m in entries if m.distribution is not None
+        }
         self.pip_command = (
-            "pip install " + " ".join(_requirement(d, v) for d, v in self.requirements.items())
+            "pip install " + " ".join(requirement(d, v) for d, v in self.requirements.items())
             if self.requirements
             else None
         )
-        described = ", ".join(
-            f"{name} ({_requirement(dist, version, ' ')})" if dist else name
-            for name, (dist, version) in sorted(missing.items())
-        )
-        message = f"the model needs {described}, " + (
-            reason or "which no installed layerhub plugin provides"
-        )
+        described = [_described(m, shown(m.name)) for m in entries[:_MAX_LISTED]]
+        if len(entries) > _MAX_LISTED:
+            described.append(f"and {len(entries) - _MAX_LISTED} more")
+        parts = [f"the model needs {', '.join(described)}, {reason}"]
+        parts.extend(m.note for m in entries if m.note)
         if self.pip_command is not None:
-            message += f"; run: {self.pip_command}"
-        super().__init__(message)
+            parts.append(f"run: {self.pip_command}")
+        if hint and any(m.distribution is None for m in entries):
+            parts.append(hint)
+        super().__init__("; ".join(parts))
 
 
-def _requirement(distribution: str, version: str | None, separator: str = "==") -> str:
-    return f"{distribution}{separator}{version}" if version else distribution
+_MAX_LISTED: Final = 5
+
+
+def _described(missing: Missing, name: str) -> str:
+    if missing.distribution is None:
+        return name
+    pin = f" {missing.version}" if missing.version else ""
+    return f"{name} ({missing.distribution}{pin})"

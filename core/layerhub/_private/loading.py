@@ -1,26 +1,39 @@
-"""Save and load Keras models so that the plugins they need are found and imported on demand."""
+"""Load a saved model, importing exactly the plugins it needs. One pipeline, top to bottom:
+
+locate the file -> open its format (config, manifest, how Keras gets the weights) -> check it
+(size, depth, bytecode) -> resolve the names it needs (plugins imported here) -> translate
+Keras 2 forms -> apply plugin upgrades -> hand it to Keras, whose errors become one line.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
-import shutil
-import tempfile
-import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import archive
-from layerhub._private.errors import MissingPluginError, ModelFileError
+from layerhub._private import checks, keras2, resolve
+from layerhub._private.errors import LayerHubError, ModelFileError
+from layerhub._private.keras2_hdf5 import open_hdf5
+from layerhub._private.keras_archive import open_archive
+from layerhub._private.manifest import Manifest
+from layerhub._private.model_file import OpenedModel, locate
 from layerhub._private.records import one_line
 from layerhub._private.registry import Registry, registry
+from layerhub._private.untrusted import shown
 
-MANIFEST_FORMAT: Final = 1
-# What a damaged archive raises from inside Keras; anything else is Keras' own message.
-_CORRUPTION_ERRORS: Final = (zipfile.BadZipFile, EOFError, OSError, KeyError)
+FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {"keras": open_archive, "h5": open_hdf5}
+
+
+def open_model(path: str | os.PathLike[str]) -> OpenedModel:
+    """Locate and read a model file without building it or importing anything from it."""
+    file, kind = locate(path)
+    try:
+        return FORMATS[kind](file)
+    except OSError as error:
+        raise ModelFileError(f"cannot read {shown(str(file), 400)}: {one_line(error)}") from error
 
 
 def load_model(
@@ -33,6 +46,10 @@ def load_model(
 ) -> Any:
     """Load a ``.keras`` or Keras 2 ``.h5`` model, importing exactly the plugins it needs.
 
+    Names are resolved as Keras resolves them (``custom_objects``, an active
+    ``keras.saving.custom_object_scope``, classes registered by your own imports), with
+    installed plugins added; a module named inside the file is never imported.
+
     Args:
         path: the model file.
         custom_objects: extra objects, as for ``keras.saving.load_model``; rarely needed.
@@ -44,72 +61,63 @@ def load_model(
         The Keras model.
 
     Raises:
-        ModelFileError: the path is missing, unreadable, corrupt or not a model.
-        MissingPluginError: a needed plugin is not installed (the message has the pip line).
+        ModelFileError: the path is missing, unreadable, corrupt, over a limit, or not a model
+            Keras can rebuild.
+        MissingPluginError: a needed object nothing resolves (the message says what to do).
         UnsafeModelError: the file holds bytecode and ``safe_mode`` is on.
     """
-    file, kind = archive.model_format(path)
+    opened = open_model(path)
+    checks.check_config(opened.path, opened.config, safe_mode=safe_mode)
     user_objects = dict(custom_objects or {})
-    if kind == "h5":
-        from layerhub._private import legacy
-
-        return legacy.load_h5(file, user_objects, compile, safe_mode, registry)
-    config, manifest = archive.read_keras(file)
-    if safe_mode:
-        archive.refuse_bytecode(config, file)
-    _import_plugins(archive.registered_names(config) - set(user_objects), manifest, registry)
+    needed = resolve.needs(opened, registry, custom_objects=user_objects, compile=compile)
+    objects = resolve.custom_objects_for(opened, needed, registry) | user_objects
+    config = opened.config
+    if opened.keras2:
+        if compile:
+            objects = keras2.loss_aliases(opened.training_config) | objects
+        resolved = {n.name for n in needed} | set(objects)
+        config = keras2.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
+    config = _upgraded(config, opened.manifest, registry)
     import keras
 
-    with _upgraded(file, config, manifest, registry) as source, as_model_file_error(file):
+    with (
+        opened.source(None if config is opened.config else config) as source,
+        keras_errors(opened.path),
+    ):
         return keras.saving.load_model(
-            source, custom_objects=user_objects or None, compile=compile, safe_mode=safe_mode
+            source, custom_objects=objects or None, compile=compile, safe_mode=safe_mode
         )
 
 
-def _import_plugins(names: set[str], manifest: dict[str, Any] | None, registry: Registry) -> None:
-    known = registry.load_for(names)
-    saved = (manifest or {}).get("objects", {})
-    missing: dict[str, tuple[str | None, str | None]] = {}
-    for name in sorted(names - set(known)):
-        entry = saved.get(name)
-        if isinstance(entry, dict):
-            missing[name] = (entry.get("distribution"), entry.get("version"))
-        elif name.startswith("layerhub_"):
-            missing[name] = (name.partition(">")[0].replace("_", "-"), None)
-    if missing:
-        raise MissingPluginError(missing, reason="which is not installed")
-
-
 @contextlib.contextmanager
-def _upgraded(
-    file: Path, config: dict[str, Any], manifest: dict[str, Any] | None, registry: Registry
-) -> Iterator[Path]:
-    """The file itself, or a temporary copy whose config plugins upgraded from older versions."""
-    saved = (manifest or {}).get("objects", {})
+def keras_errors(file: Path) -> Iterator[None]:
+    """Turn whatever Keras (or a plugin's ``from_config``) raises on a bad file into one line."""
+    try:
+        yield
+    except LayerHubError:
+        raise
+    except Exception as error:
+        raise ModelFileError(
+            f"{shown(str(file), 400)} could not be rebuilt by Keras: {shown(one_line(error), 300)}"
+            "; check it with 'layerhub inspect', or load it with the Keras that wrote it"
+        ) from error
+
+
+def _upgraded(config: dict[str, Any], saved: Manifest | None, registry: Registry) -> dict[str, Any]:
+    """The config after plugins upgraded the objects saved by other versions of them."""
+    if saved is None:
+        return config
     installed = {r.registered_name: r.version for r in registry.list()}
     stale = {
-        name: entry["version"]
-        for name, entry in saved.items()
-        if isinstance(entry, dict) and name in installed and entry.get("version") != installed[name]
+        name: str(entry.version)
+        for name, entry in saved.objects.items()
+        if name in installed and entry.version != installed[name]
     }
-    new_config = _upgrade_config(config, stale, registry) if stale else None
-    if new_config is None:
-        yield file
-        return
-    with tempfile.TemporaryDirectory(prefix="layerhub-") as scratch:
-        copy_path = Path(scratch) / file.name
-        _rewrite_archive(file, copy_path, {"config.json": json.dumps(new_config).encode()})
-        yield copy_path
-
-
-def _upgrade_config(
-    config: dict[str, Any], stale: dict[str, str], registry: Registry
-) -> dict[str, Any] | None:
+    if not stale:
+        return config
     upgraded = copy.deepcopy(config)
     changed = False
-    for node in archive.walk(upgraded):
-        if not isinstance(node, dict) or node.get("registered_name") not in stale:
-            continue
+    for node in _nodes_named(upgraded, stale):
         name = node["registered_name"]
         new = registry.hook.layerhub_upgrade_config(
             registered_name=name, config=node.get("config", {}), saved_version=stale[name]
@@ -117,72 +125,10 @@ def _upgrade_config(
         if new is not None:
             node["config"] = new
             changed = True
-    return upgraded if changed else None
+    return upgraded if changed else config
 
 
-@contextlib.contextmanager
-def as_model_file_error(file: Path) -> Iterator[None]:
-    try:
-        yield
-    except _CORRUPTION_ERRORS as error:
-        raise ModelFileError(f"{file} could not be read: {one_line(error)}") from error
+def _nodes_named(config: Any, names: Mapping[str, str]) -> list[dict[str, Any]]:
+    from layerhub._private.config_tree import objects
 
-
-def save_model(model: Any, path: str | os.PathLike[str], *, registry: Registry = registry) -> Path:
-    """Save ``model`` as a ``.keras`` archive with a manifest of the plugins it uses.
-
-    The manifest (``metadata.json``, key ``"layerhub"``) maps each registered name the model uses
-    to the distribution and version that provided it, so a missing plugin can be named exactly
-    when the file is loaded elsewhere. The write is atomic: the archive is written beside
-    ``path`` and moved into place, so a failure leaves any earlier file untouched.
-
-    Returns:
-        The path written.
-    """
-    target = Path(path)
-    if target.suffix != ".keras":
-        raise ModelFileError(f"layerhub saves the .keras format. Received: path={str(path)!r}")
-    if target.is_dir():
-        raise ModelFileError(f"cannot save over a directory. Received: path={str(path)!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    import keras
-
-    fd, raw_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".keras", dir=target.parent)
-    os.close(fd)
-    raw = Path(raw_name)
-    final = raw.with_name(raw.stem + ".final.keras")
-    try:
-        keras.saving.save_model(model, raw)
-        with zipfile.ZipFile(raw) as saved:
-            config = json.loads(saved.read("config.json"))
-            metadata = json.loads(saved.read("metadata.json"))
-        metadata[archive.MANIFEST_KEY] = manifest(config, registry)
-        _rewrite_archive(raw, final, {"metadata.json": json.dumps(metadata).encode()})
-        os.replace(final, target)
-    finally:
-        for leftover in (raw, final):
-            leftover.unlink(missing_ok=True)
-    return target
-
-
-def manifest(config: dict[str, Any], registry: Registry = registry) -> dict[str, Any]:
-    """The layerhub manifest for a model config: registered name -> distribution and version."""
-    from layerhub import __version__
-
-    objects = {}
-    for name in sorted(archive.registered_names(config)):
-        records = registry.plugin_for(name)
-        if records:
-            objects[name] = {"distribution": records[0].distribution, "version": records[0].version}
-    return {"format": MANIFEST_FORMAT, "layerhub_version": __version__, "objects": objects}
-
-
-def _rewrite_archive(source: Path, target: Path, replacements: dict[str, bytes]) -> None:
-    """Copy a zip archive member by member, replacing the contents of some members."""
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
-        for info in old.infolist():
-            if info.filename in replacements:
-                new.writestr(info, replacements[info.filename])
-                continue
-            with old.open(info) as src, new.open(info, "w") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+    return [node for node in objects(config) if node.get("registered_name") in names]

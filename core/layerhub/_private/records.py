@@ -19,8 +19,9 @@ class LayerRecord(NamedTuple):
         registered_name: the name Keras writes into saved files, ``"<plugin>>name"``.
         plugin: the plugin's import package, such as ``"layerhub_scale"``.
         module: the module the ``layerhub`` entry point names (imported to load the plugin).
-        distribution: the installed distribution, such as ``"layerhub-scale"``.
-        version: the distribution's version.
+        distribution: the installed distribution's PEP 503 normalised name, such as
+            ``"layerhub-scale"``; ``None`` for a plugin registered by hand, which has none.
+        version: the distribution's version; ``None`` when ``distribution`` is.
         status: ``installed`` (found, not imported), ``loaded``, ``broken`` (import failed),
             ``conflict`` (claimed by two distributions) or ``mismatch`` (hooks and metadata
             disagree).
@@ -31,14 +32,15 @@ class LayerRecord(NamedTuple):
     registered_name: str
     plugin: str
     module: str
-    distribution: str
-    version: str
+    distribution: str | None
+    version: str | None
     status: Status = "installed"
     error: str | None = None
 
     @property
-    def pip_command(self) -> str:
-        return f"pip install {self.distribution}"
+    def pip_command(self) -> str | None:
+        """``pip install <distribution>``, or ``None`` for a plugin registered by hand."""
+        return None if self.distribution is None else f"pip install {self.distribution}"
 
     def to_dict(self) -> dict[str, str | None]:
         return dict(self._asdict())

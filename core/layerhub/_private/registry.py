@@ -6,7 +6,9 @@ import builtins
 import contextlib
 import fnmatch
 import importlib
+import math
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Iterable
@@ -26,7 +28,12 @@ if TYPE_CHECKING:
     import pluggy
 
 DISABLE_AUTOLOAD_ENV: Final = "LAYERHUB_DISABLE_AUTOLOAD"
+IMPORT_TIMEOUT_ENV: Final = "LAYERHUB_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_TIMEOUT: Final = 60.0
+BY_HAND: Final = "(registered by hand)"
+"""Display text for the distribution of a plugin registered by hand (the record holds None)."""
 _SERIAL_FORMAT: Final = 1
+_HOOK_ERRORS: Final = (Exception, SystemExit)
 
 
 class PluginWarning(UserWarning):
@@ -40,12 +47,86 @@ def registered_name_of(obj: Any) -> str:
     return str(keras.saving.get_registered_name(obj))
 
 
+def import_timeout() -> float:
+    """Seconds to wait for one plugin's import: ``LAYERHUB_IMPORT_TIMEOUT``, else 60."""
+    try:
+        value = float(os.environ.get(IMPORT_TIMEOUT_ENV, ""))
+    except ValueError:
+        return DEFAULT_IMPORT_TIMEOUT
+    return value if value > 0 and math.isfinite(value) else DEFAULT_IMPORT_TIMEOUT
+
+
+def origin(record: LayerRecord) -> str:
+    """``distribution version`` for display, or ``(registered by hand)``."""
+    if record.distribution is None:
+        return BY_HAND
+    return f"{record.distribution} {record.version or ''}".rstrip()
+
+
+class _ImportFailed(Exception):
+    """A plugin's import failed; the message is the one-line cause."""
+
+
+def _import_keras() -> None:
+    # Before the plugin's own import and outside its time limit: Keras' first import takes
+    # seconds, and when it fails (no backend) the cause is the environment, not the plugin.
+    try:
+        import keras  # noqa: F401
+    except Exception as error:
+        from layerhub._private.backend import missing_backend
+
+        cause = missing_backend() or f"cannot import keras: {one_line(error)}"
+        raise _ImportFailed(cause) from None
+
+
+def _import_bounded(name: str, timeout: float) -> ModuleType:
+    """Import ``name`` in a daemon thread and wait at most ``timeout`` seconds for it.
+
+    Anything the import raises, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes an
+    ``_ImportFailed``: a plugin ending the process or interrupting on import is a broken plugin.
+    A real Ctrl-C is not swallowed: signals are delivered to the main thread, which raises it
+    from ``join`` while the import runs in the worker. A hung import is abandoned (the daemon
+    thread cannot be killed, and ends with the interpreter).
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["module"] = importlib.import_module(name)
+        except BaseException as error:  # the plugin's import may raise anything at all
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name=f"layerhub import {name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise _ImportFailed(f"did not finish importing within {timeout:g} s")
+    error = outcome.get("error")
+    if isinstance(error, Exception):
+        raise _ImportFailed(one_line(error)) from error
+    if error is not None:
+        detail = one_line(error).partition(": ")[2]
+        raise _ImportFailed(
+            f"raised {type(error).__name__} while importing" + (f": {detail}" if detail else "")
+        )
+    module: ModuleType = outcome["module"]
+    return module
+
+
+def _describe(value: Any) -> str:
+    import reprlib
+
+    return f"{reprlib.repr(value)} ({type(value).__name__})"
+
+
 class Registry:
     """Installed layerhub plugins and the Keras objects they provide.
 
     Listing reads entry-point metadata only; a plugin is imported the first time one of its
     objects is asked for. A plugin that fails to import, or disagrees with its metadata, is
-    recorded on its records and warned about once; it never stops the others.
+    recorded on its records and warned about once; it never stops the others. A plugin's import
+    is waited for at most ``LAYERHUB_IMPORT_TIMEOUT`` seconds (default 60); one that takes longer
+    is recorded broken and left behind.
 
     Args:
         records: start from these records instead of scanning installed distributions.
@@ -68,6 +149,10 @@ class Registry:
         self._objects: dict[str, Any] = {}
         self._problems: dict[str, tuple[str, str]] = {}  # plugin -> (status, one-line cause)
         self._warned: set[str] = set()
+        self._legacy: dict[str, dict[str, Any]] = {}  # plugin -> checked Keras 2 names
+        self._by_hand: dict[str, builtins.list[LayerRecord]] = {}
+        # Modules a failed import left in sys.modules; dropped by refresh() so it is retried.
+        self._stale: dict[str, set[str]] = {}
 
     # -- metadata -------------------------------------------------------------------------------
 
@@ -75,10 +160,11 @@ class Registry:
         if self._records is None:
             with self._lock:
                 if self._records is None:
-                    self._records = discovery.scan()
-                    for record in self._records:
+                    scanned = discovery.scan()
+                    for record in scanned:
                         if record.error is not None:
                             self._warn(record.plugin, record.error)
+                    self._records = scanned + [r for rs in self._by_hand.values() for r in rs]
         return self._records
 
     def _current(self, record: LayerRecord) -> LayerRecord:
@@ -116,14 +202,48 @@ class Registry:
         ]
 
     def refresh(self) -> None:
-        """Forget the scanned metadata, so that newly installed plugins are seen."""
+        """Scan installed distributions again, so that installs, upgrades and fixes are seen.
+
+        Everything learnt about the scanned plugins is forgotten: their records, statuses,
+        problems and warnings, so a plugin fixed by a new install loads on next use. Modules
+        Python has already imported stay imported (a changed plugin that had loaded needs a new
+        process); what a failed import left in ``sys.modules`` is dropped so the import is tried
+        afresh. Plugins registered by hand are kept as they are. A registry made from given
+        records (``from_dict``, or autoload off) has nothing to scan and is left unchanged.
+        """
         with self._lock:
-            if self._autoload:
-                self._records = None
+            if not self._autoload:
+                return
+            importlib.invalidate_caches()
+            rescanned = {r.plugin for r in self._records or ()} - set(self._by_hand)
+            for plugin in rescanned:
+                self._problems.pop(plugin, None)
+                self._warned.discard(plugin)
+                self._legacy.pop(plugin, None)
+                self._modules.pop(plugin, None)
+                if self._pm is not None and self._pm.get_plugin(plugin) is not None:
+                    self._pm.unregister(name=plugin)
+                for name in self._stale.pop(plugin, ()):
+                    sys.modules.pop(name, None)
+            self._objects = {
+                name: obj
+                for name, obj in self._objects.items()
+                if name.partition(">")[0] not in rescanned
+            }
+            self._records = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The records as plain JSON-compatible data."""
-        return {"format": _SERIAL_FORMAT, "records": [r.to_dict() for r in self.list()]}
+        """The records as plain JSON-compatible data: what metadata says, never runtime state.
+
+        Each record is written as discovery found it, so its status is one a registry built by
+        ``from_dict`` can claim without importing anything: ``installed``, ``conflict`` (two
+        distributions claim its plugin) or ``broken`` with the metadata's inconsistency as
+        ``error``. What this process did is left out: ``loaded``, ``mismatch`` and failed imports
+        are written as ``installed`` without an error. Plugins registered by hand are included
+        with ``distribution`` and ``version`` null.
+        """
+        records = sorted(self._base_records(), key=lambda r: (r.name.lower(), r.registered_name))
+        return {"format": _SERIAL_FORMAT, "records": [r.to_dict() for r in records]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Registry:
@@ -166,10 +286,14 @@ class Registry:
     def load_plugin(self, plugin: str) -> ModuleType:
         """Import one plugin by its import package name and check it against its metadata.
 
+        The import runs in a daemon thread, waited for at most ``LAYERHUB_IMPORT_TIMEOUT``
+        seconds (default 60). Whatever the import raises, ``SystemExit`` and a
+        ``KeyboardInterrupt`` raised by the plugin's code included, marks the plugin broken.
+
         Raises:
             PluginNotFoundError: no installed distribution declares that plugin.
             PluginConflictError: more than one distribution declares it.
-            BrokenPluginError: it failed to import or register.
+            BrokenPluginError: it failed to import or register, or did not import in time.
         """
         with self._lock:
             if plugin in self._modules:
@@ -178,56 +302,121 @@ class Registry:
             if not records:
                 raise PluginNotFoundError(f"no installed layerhub plugin is named {plugin!r}")
             first = self._current(records[0])
+            source = origin(first)
             if first.status == "conflict":
                 raise PluginConflictError(f"cannot load plugin {plugin!r}: {first.error}")
             if first.status == "broken":
-                raise BrokenPluginError(
-                    f"plugin {plugin!r} from {first.distribution} is broken: {first.error}"
-                )
+                raise BrokenPluginError(f"plugin {plugin!r} from {source} is broken: {first.error}")
+            before = set(sys.modules.copy())
             try:
-                module = importlib.import_module(first.module)
+                _import_keras()
+                module = _import_bounded(first.module, import_timeout())
                 self.plugin_manager.register(module, name=plugin)
-            except Exception as error:  # a plugin may raise anything on import
-                cause = one_line(error)
+            except (_ImportFailed, Exception) as error:  # registering may raise anything too
+                cause = str(error) if isinstance(error, _ImportFailed) else one_line(error)
+                packages = (plugin, first.module)
+                self._stale[plugin] = {
+                    name
+                    for name in set(sys.modules.copy()) - before
+                    if any(name == p or name.startswith(p + ".") for p in packages)
+                }
                 self._fail(plugin, "broken", cause)
                 raise BrokenPluginError(
-                    f"plugin {plugin!r} from {first.distribution} failed to load: {cause}"
+                    f"plugin {plugin!r} from {source} failed to load: {cause}"
                 ) from error
             self._modules[plugin] = module
             self._check(plugin, records)
             return module
 
-    def _provided(self, plugin: str, hook_name: str) -> builtins.list[Any]:
+    def _hook_results(self, plugin: str, hook_name: str) -> tuple[builtins.list[Any], set[str]]:
+        """What each of the plugin's implementations of a hook returns, and what they raised."""
         caller = getattr(self.plugin_manager.hook, hook_name)
-        return [impl.function() for impl in caller.get_hookimpls() if impl.plugin_name == plugin]
+        results: builtins.list[Any] = []
+        raised: set[str] = set()
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name != plugin:
+                continue
+            try:
+                results.append(impl.function())
+            except _HOOK_ERRORS as error:
+                raised.add(f"its {hook_name} hook raised {one_line(error)}")
+        return results, raised
 
     def _check(self, plugin: str, records: builtins.list[LayerRecord]) -> None:
-        """Map the plugin's hook objects by registered name; record any disagreement."""
+        """Map the plugin's hook objects by registered name; record any disagreement.
+
+        Only objects registered with Keras under the plugin's own package are served; a hook
+        that raises makes the plugin ``broken``, anything else wrong makes it ``mismatch``.
+        """
         import keras
 
         declared = {r.registered_name for r in records}
         problems: builtins.list[str] = []
-        provided: set[str] = set()
-        for objects in self._provided(plugin, "layerhub_layers"):
-            for obj in objects or ():
-                name = registered_name_of(obj)
+        provided: dict[str, Any] = {}
+        results, raised = self._hook_results(plugin, "layerhub_layers")
+        for objects in results:
+            if not isinstance(objects, (builtins.list, tuple)):
+                returned = _describe(objects)
+                problems.append(f"its layerhub_layers hook returned {returned}, not a list")
+                continue
+            for obj in objects:
+                try:
+                    name = registered_name_of(obj)
+                except Exception:  # unhashable, or without a __name__: not a Keras object
+                    problems.append(f"its layerhub_layers hook returned {_describe(obj)}")
+                    continue
                 if keras.saving.get_registered_object(name) is not obj:
                     problems.append(f"{name} is not registered with keras.saving")
-                    continue
-                provided.add(name)
-                self._objects[name] = obj
-        if missing := sorted(declared - provided):
+                elif name.partition(">")[0] != plugin:
+                    problems.append(f"{name} is registered outside the plugin's package {plugin!r}")
+                else:
+                    provided[name] = obj
+        self._objects.update(provided)
+        if missing := sorted(declared - set(provided)):
             problems.append(
                 f"metadata declares {', '.join(missing)} but the hooks do not provide it"
             )
-        if extra := sorted(provided - declared):
+        if extra := sorted(set(provided) - declared):
             problems.append(f"hooks provide {', '.join(extra)} missing from the metadata")
-        declared_names = {r.name for r in records}
-        for legacy in self._provided(plugin, "layerhub_legacy_names"):
-            if undeclared := sorted(set(legacy or {}) - declared_names):
-                problems.append(f"legacy names {', '.join(undeclared)} missing from the metadata")
-        if problems:
+        problems += self._check_legacy(plugin, records, provided)
+        if raised:
+            self._fail(plugin, "broken", "; ".join(sorted(raised) + problems))
+        elif problems:
             self._fail(plugin, "mismatch", "; ".join(problems))
+
+    def _check_legacy(
+        self, plugin: str, records: builtins.list[LayerRecord], provided: dict[str, Any]
+    ) -> builtins.list[str]:
+        """Keep the plugin's Keras 2 names that are declared and map to what it provides."""
+        declared_names = {r.name for r in records}
+        problems: builtins.list[str] = []
+        undeclared: set[str] = set()
+        checked: dict[str, Any] = {}
+        results, raised = self._hook_results(plugin, "layerhub_legacy_names")
+        problems += sorted(raised)
+        for mapping in results:
+            if not isinstance(mapping, dict):
+                problems.append(
+                    f"its layerhub_legacy_names hook returned {_describe(mapping)}, not a dict"
+                )
+                continue
+            for legacy, obj in mapping.items():
+                if legacy not in declared_names:
+                    undeclared.add(str(legacy))
+                elif not any(obj is mine for mine in provided.values()):
+                    problems.append(f"legacy name {legacy} maps to an object the plugin lacks")
+                else:
+                    checked[legacy] = obj
+        if undeclared:
+            problems.append(
+                f"legacy names {', '.join(sorted(undeclared))} missing from the metadata"
+            )
+        self._legacy[plugin] = checked
+        return problems
+
+    def legacy_names(self, plugin: str) -> dict[str, Any]:
+        """The checked Keras 2 names of a loaded plugin, mapped to its objects."""
+        return dict(self._legacy.get(plugin, {}))
 
     def load_all(self) -> None:
         """Import every installed plugin so that plain ``keras.saving.load_model`` works.
@@ -246,26 +435,41 @@ class Registry:
     ) -> builtins.list[LayerRecord]:
         """Register a plugin module by hand (tests, notebooks, ``LAYERHUB_DISABLE_AUTOLOAD``).
 
-        Its records are built from what its ``layerhub_layers`` hook returns.
+        Its records are built from what its ``layerhub_layers`` hook returns; they have no
+        distribution (``distribution`` and ``version`` are ``None``) and survive ``refresh()``.
+
+        Raises:
+            PluginConflictError: a plugin of that name is already installed or registered.
+            BrokenPluginError: pluggy rejects the module (a hook with a wrong signature).
         """
         plugin = plugin or module.__name__.partition(".")[0]
         with self._lock:
             base = self._base_records()
-            if any(r.plugin == plugin for r in base):
+            if plugin in self._by_hand or any(r.plugin == plugin for r in base):
                 raise PluginConflictError(f"plugin {plugin!r} is already registered")
-            self.plugin_manager.register(module, name=plugin)
+            try:
+                self.plugin_manager.register(module, name=plugin)
+            except Exception as error:  # pluggy's validation, or a hook attribute that raises
+                raise BrokenPluginError(
+                    f"cannot register plugin {plugin!r}: {one_line(error)}"
+                ) from error
+            names: builtins.list[str] = []
+            for objects in self._hook_results(plugin, "layerhub_layers")[0]:
+                for obj in objects if isinstance(objects, (builtins.list, tuple)) else ():
+                    with contextlib.suppress(Exception):  # _check reports what is not Keras'
+                        names.append(registered_name_of(obj))
             records = [
                 LayerRecord(
-                    name=registered_name_of(obj).partition(">")[2],
-                    registered_name=registered_name_of(obj),
+                    name=name.rpartition(">")[2],
+                    registered_name=name,
                     plugin=plugin,
                     module=module.__name__,
-                    distribution="(registered by hand)",
-                    version="",
+                    distribution=None,
+                    version=None,
                 )
-                for objects in self._provided(plugin, "layerhub_layers")
-                for obj in objects or ()
+                for name in dict.fromkeys(names)
             ]
+            self._by_hand[plugin] = records
             base.extend(records)
             self._modules[plugin] = module
             self._check(plugin, records)
@@ -324,39 +528,56 @@ class Registry:
         """
         wanted = set(names)
         plugins = sorted({r.plugin for r in self._base_records() if r.name in wanted})
-        found: dict[str, tuple[str, Any]] = {}
         for plugin in plugins:
             self.load_plugin(plugin)
-            for mapping in self._provided(plugin, "layerhub_legacy_names"):
-                for legacy, obj in (mapping or {}).items():
-                    if legacy not in wanted:
-                        continue
-                    if legacy in found and found[legacy][1] is not obj:
-                        raise AmbiguousNameError(
-                            legacy, [found[legacy][0], registered_name_of(obj)]
-                        )
-                    found[legacy] = (registered_name_of(obj), obj)
-        return {legacy: obj for legacy, (_, obj) in found.items()}
+        offers = [
+            (legacy, obj)
+            for plugin in plugins
+            for legacy, obj in self._legacy.get(plugin, {}).items()
+            if legacy in wanted
+        ]
+        return self._bare_names(offers, strict=True)
+
+    def _bare_names(self, offers: Iterable[tuple[str, Any]], *, strict: bool) -> dict[str, Any]:
+        """``bare name -> object``; a name offered for two objects raises, or is left out."""
+        found: dict[str, tuple[str, Any]] = {}
+        ambiguous: dict[str, set[str]] = {}
+        for bare, obj in offers:
+            name = registered_name_of(obj)
+            if bare in found and found[bare][1] is not obj:
+                if strict:
+                    raise AmbiguousNameError(bare, sorted({found[bare][0], name}))
+                ambiguous.setdefault(bare, {found[bare][0]}).add(name)
+            else:
+                found.setdefault(bare, (name, obj))
+        for bare, names in sorted(ambiguous.items()):
+            del found[bare]
+            self._warn(
+                f"bare name {bare}",
+                f"provided as {', '.join(sorted(names))}; left out of custom_objects()",
+            )
+        return {bare: obj for bare, (_, obj) in found.items()}
 
     def custom_objects(self) -> dict[str, Any]:
-        """Every installed object under its bare name, for code that calls Keras directly.
+        """Every loadable object under its bare name, for code that calls Keras directly.
 
         ``keras.saving.load_model(path, custom_objects=registry.custom_objects())`` loads old
-        files that saved bare class names. The global Keras registry is not touched.
+        files that saved bare class names. The global Keras registry is not touched. Broken and
+        conflicting plugins are left out (see ``problems()``), and so is a bare name that two
+        plugins provide as different objects (warned about once; use the registered names).
         """
         self.load_all()
-        names = {r.name for r in self._base_records() if r.plugin in self._modules}
-        mapping = self.legacy_objects(names)
-        for record in self._base_records():
-            obj = self._objects.get(record.registered_name)
-            if obj is None:
-                continue
-            if record.name in mapping and mapping[record.name] is not obj:
-                raise AmbiguousNameError(
-                    record.name, [registered_name_of(mapping[record.name]), record.registered_name]
-                )
-            mapping[record.name] = obj
-        return mapping
+        with self._lock:
+            loaded = sorted(self._modules)
+            offers = [
+                (legacy, obj) for plugin in loaded for legacy, obj in self._legacy[plugin].items()
+            ]
+            offers += [
+                (r.name, self._objects[r.registered_name])
+                for r in self._base_records()
+                if r.plugin in self._modules and r.registered_name in self._objects
+            ]
+        return self._bare_names(offers, strict=False)
 
     def problems(self) -> builtins.list[LayerRecord]:
         """Records that are broken, conflicting or mismatched (after ``load_all`` for all)."""

@@ -1,0 +1,209 @@
+"""Keras 2 configs made readable by Keras 3, for every Keras 2 format (HDF5, SavedModel).
+
+Keras 2 wrote bare class names (``"Scale"``), or ``"Package>Name"`` for classes the user
+registered; its own classes by bare name too. This module says which names are Keras' own,
+which a training config needs, and rewrites the forms Keras 3 misreads.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any, Final
+
+from layerhub._private import config_tree
+
+# Class names Keras writes for things that are not classes.
+_MARKERS: Final = frozenset({"function"})
+_MODEL_CLASSES: Final = frozenset({"Functional", "Sequential", "Model"})
+# The Keras modules whose ALL_OBJECTS_DICT tables Keras' own deserialisers look names up in.
+_OBJECT_MODULES: Final = (
+    "activations",
+    "constraints",
+    "initializers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "regularizers",
+)
+# Keras 2's mixed-precision policy classes; Keras 3 takes the policy by name.
+_POLICY_CLASSES: Final = frozenset({"Policy", "PolicyV1", "DTypePolicy"})
+# Loss and metric names Keras resolves by itself in a training config.
+_TRAINING_KEYWORDS: Final = frozenset({"acc", "accuracy", "crossentropy", "ce"})
+# Loss aliases that Keras 3 cannot deserialise from an .h5 training config.
+_LOSS_ALIASES: Final = frozenset(
+    {"mse", "mae", "mape", "msle", "kld", "bce", "MSE", "MAE", "MAPE", "MSLE", "KLD", "BCE"}
+)
+_TRAINING_KEYS: Final = ("loss", "metrics", "weighted_metrics")
+
+
+@functools.cache
+def _builtin_names() -> frozenset[str]:
+    """Every bare name Keras 3's own legacy loaders resolve without help."""
+    import importlib
+
+    import keras
+
+    names = set(vars(keras.layers)) | set(vars(keras)) | _MODEL_CLASSES | _POLICY_CLASSES
+    for module in _OBJECT_MODULES:
+        table = getattr(importlib.import_module(f"keras.src.{module}"), "ALL_OBJECTS_DICT", {})
+        names.update(table)
+        names.update(vars(getattr(keras, module)))
+    return frozenset(n for n in names if not n.startswith("_"))
+
+
+def builtin(name: str) -> bool:
+    """Whether Keras resolves this Keras 2 class or function name by itself."""
+    return name in _MARKERS or name.startswith("__") or name in _builtin_names()
+
+
+def needed_names(config: Any) -> set[str]:
+    """The names in a Keras 2 model config that Keras cannot resolve by itself."""
+    names = (
+        config_tree.class_names(config)
+        | config_tree.registered_names(config)
+        | config_tree.lambda_function_names(config)
+    )
+    return {n for n in names if ">" in n or not builtin(n)}
+
+
+def training_names(training_config: Any) -> set[str]:
+    """The loss and metric names of a Keras 2 training config that Keras cannot resolve."""
+    if not isinstance(training_config, dict):
+        return set()
+    names = {n for key in _TRAINING_KEYS for n in _training_objects(training_config.get(key))}
+    return {
+        n
+        for n in names
+        if ">" in n
+        or not (
+            builtin(n)
+            or n.lower() in _TRAINING_KEYWORDS
+            or n in _LOSS_ALIASES
+            or _keras_training_object(n)
+        )
+    }
+
+
+def _training_objects(tree: Any) -> list[str]:
+    """Names of the losses or metrics in one training-config entry (a name, an object, or
+    lists and per-output dicts of them); an object's own config fields are not names."""
+    found: list[str] = []
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("class_name"), str):
+            found.append(item["class_name"])
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _keras_training_object(name: str) -> bool:
+    import keras
+
+    for getter in (keras.losses.get, keras.metrics.get):
+        try:
+            if getter(name) is not None:
+                return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
+def loss_aliases(training_config: Any) -> dict[str, Any]:
+    """Keras' own functions for the loss aliases Keras 3 cannot read back from an .h5 file.
+
+    Keras 3 fails on ``loss="mse"`` (and ``"mae"``, ``"bce"``, ...) in a Keras 2 training config
+    ("Could not deserialize 'keras.metrics.mse'"); naming the functions for this one call works.
+    """
+    if not isinstance(training_config, dict):
+        return {}
+    import keras
+
+    used = {
+        value
+        for value in config_tree.walk(training_config.get("loss"))
+        if isinstance(value, str) and value in _LOSS_ALIASES
+    }
+    return {alias: keras.losses.get(alias) for alias in sorted(used)}
+
+
+def translate(
+    config: dict[str, Any], resolved: Callable[[str], bool], *, safe_mode: bool
+) -> dict[str, Any] | None:
+    """The config with the Keras 2 forms Keras 3 misreads rewritten, or ``None`` if it has none.
+
+    - Keras 2 mixed-precision policies (``{"class_name": "Policy", "config": {"name":
+      "mixed_float16"}}``) become the policy's name, which Keras 3 layers accept.
+    - Keras 3 turns a Lambda function saved by name into the function before
+      ``Lambda.from_config`` sees it, which then rejects it; the Keras 3 form of a function
+      reference loads.
+    - A Keras 2 ``output_shape`` lambda is left as a list that Keras 3 takes for a shape; the
+      Keras 3 lambda form loads (with ``safe_mode=False`` only, which the checks enforced).
+    """
+    lambdas = config_tree.lambda_configs(config)
+    if not (_policies(config) or any(_lambda_fixes(c, resolved, safe_mode) for c in lambdas)):
+        return None
+    fixed = copy.deepcopy(config)
+    for node in _policies(fixed):
+        for key, value in list(node.items()):
+            if _policy_name(value) is not None:
+                node[key] = _policy_name(value)
+    for layer in config_tree.lambda_configs(fixed):
+        for key, value in _lambda_fixes(layer, resolved, safe_mode).items():
+            layer[key] = value
+            layer.pop(f"{key}_type")
+    return fixed
+
+
+def _policy_name(value: Any) -> str | None:
+    if not (isinstance(value, dict) and value.get("class_name") in _POLICY_CLASSES):
+        return None
+    inner = value.get("config")
+    name = inner.get("name") if isinstance(inner, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _policies(config: Any) -> list[dict[str, Any]]:
+    """The dictionaries holding a Keras 2 policy object as one of their values."""
+    return [
+        node
+        for node in config_tree.walk(config)
+        if isinstance(node, dict) and any(_policy_name(v) is not None for v in node.values())
+    ]
+
+
+def _lambda_fixes(
+    layer: dict[str, Any], resolved: Callable[[str], bool], safe_mode: bool
+) -> dict[str, Any]:
+    """The new values of the keys of one Keras 2 Lambda config that Keras 3 misreads."""
+    found: dict[str, Any] = {}
+    for key in ("function", "output_shape"):
+        value, kind = layer.get(key), layer.get(f"{key}_type")
+        if kind == "function" and isinstance(value, str) and resolved(value):
+            # Looked up in custom_objects by name, like a Keras 3 function reference.
+            found[key] = {
+                "module": "builtins",
+                "class_name": "function",
+                "config": value,
+                "registered_name": "function",
+            }
+        elif (
+            kind == "lambda"
+            and key == "output_shape"
+            and not safe_mode
+            and isinstance(value, list)
+            and len(value) == 3
+        ):
+            code, defaults, closure = value
+            found[key] = {
+                "class_name": "__lambda__",
+                "config": {"code": code, "defaults": defaults, "closure": closure},
+            }
+    return found

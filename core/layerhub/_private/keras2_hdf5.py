@@ -1,0 +1,94 @@
+"""The Keras 2 HDF5 format (``.h5``): the model config and training config are attributes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from layerhub._private import checks
+from layerhub._private.errors import ModelFileError
+from layerhub._private.model_file import OpenedModel
+from layerhub._private.records import one_line
+from layerhub._private.untrusted import shown
+
+DESCRIPTION: Final = "Keras 2 HDF5 file"
+_SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
+
+
+def open_hdf5(file: Path) -> OpenedModel:
+    """Read an ``.h5`` model's config and training config; nothing is built or imported."""
+    name = shown(str(file), 400)
+    with file.open("rb") as stream:
+        if stream.read(len(_SIGNATURE)) != _SIGNATURE:
+            raise ModelFileError(f"{name} is not an HDF5 file (corrupt, truncated or renamed)")
+    attributes = _json_attributes(file, name, ("model_config", "training_config"))
+    config = attributes["model_config"]
+    if config is None:
+        raise ModelFileError(f"{name} holds no model config (a weights-only file?)")
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ModelFileError(f"{name} is not a Keras model: its config holds no serialised object")
+    training = attributes["training_config"]
+    return OpenedModel(
+        path=file,
+        description=DESCRIPTION,
+        config=config,
+        training_config=training if isinstance(training, dict) else None,
+        manifest=None,
+        keras2=True,
+        source=lambda new_config: _with_config(file, new_config),
+    )
+
+
+def _json_attributes(file: Path, name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    import h5py
+
+    raw: dict[str, Any] = {}
+    try:
+        with h5py.File(file, "r") as h5:
+            for key in keys:
+                if key in h5.attrs:
+                    checks.check_size(Path(name), key, h5.attrs.get_id(key).get_storage_size())
+                    raw[key] = h5.attrs[key]
+    except ModelFileError:
+        raise
+    except Exception as error:  # h5py raises OSError, KeyError, TypeError ... on damage
+        raise ModelFileError(f"{name} is corrupt: {shown(one_line(error))}") from error
+    return {key: _decode(raw.get(key), name, key) for key in keys}
+
+
+def _decode(value: Any, name: str, key: str) -> Any:
+    if value is None:
+        return None
+    what = key.replace("_", " ")
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        if not isinstance(text, str):
+            raise ValueError(f"a {type(value).__name__}, not text")
+        return json.loads(text)
+    except RecursionError:
+        raise ModelFileError(f"{name}: its {what} nests too deeply to read") from None
+    except ValueError as error:
+        raise ModelFileError(
+            f"{name} has an unreadable {what}: {shown(one_line(error))}"
+        ) from error
+
+
+@contextlib.contextmanager
+def _with_config(file: Path, new_config: dict[str, Any] | None) -> Iterator[Path]:
+    """The file itself, or a temporary copy holding ``new_config`` as its model config."""
+    if new_config is None:
+        yield file
+        return
+    import h5py
+
+    with tempfile.TemporaryDirectory(prefix="layerhub-") as scratch:
+        copy_path = Path(scratch) / "model.h5"
+        shutil.copyfile(file, copy_path)
+        with h5py.File(copy_path, "r+") as h5:
+            h5.attrs["model_config"] = json.dumps(new_config)
+        yield copy_path
