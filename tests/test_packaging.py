@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -103,3 +104,33 @@ def test_link_patterns_catch_relative_links() -> None:
     assert len(_RELATIVE_REFERENCE.findall(bad)) == 1
     assert _RELATIVE_LINK.findall(good) == []
     assert _RELATIVE_REFERENCE.findall(good) == []
+
+
+# -- the demo (tox -e demo) -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_prints_its_results_only_with_aligned_columns() -> None:
+    pytest.importorskip("tensorflow")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    env["KERAS_BACKEND"] = "tensorflow"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "demo.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # TensorFlow's start-up notices (absl preamble, oneDNN, CUDA) are hidden.
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("NAME "))
+    header, rows = lines[start], lines[start + 1 :]
+    assert any(row.startswith("LocallyConnected1D ") for row in rows)
+    # Every column starts at the same offset in every row, however long the names are.
+    columns = [header.index(title) for title in ("REGISTERED NAME", "DISTRIBUTION", "VERSION")]
+    for row in rows:
+        for offset in columns:
+            assert row[offset - 2 : offset] == "  ", row
+            assert row[offset] != " ", row
