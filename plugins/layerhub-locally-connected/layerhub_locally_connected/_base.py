@@ -287,7 +287,12 @@ class BaseLocallyConnected(keras.layers.Layer):
                 f"The `filters` argument of {name} must be a positive integer. "
                 f"Received: filters={filters!r}"
             )
-        if implementation not in (1, 2, 3) or isinstance(implementation, bool):
+        # An integer (NumPy's included), not merely equal to one: 2.0 == 2 but is a float.
+        if (
+            not isinstance(implementation, (int, np.integer))
+            or isinstance(implementation, bool)
+            or implementation not in (1, 2, 3)
+        ):
             raise ValueError(
                 f"The `implementation` argument of {name} must be 1, 2 or 3. "
                 f"Received: implementation={implementation!r}"

@@ -217,6 +217,13 @@ def test_data_format_defaults_to_keras_config(monkeypatch: pytest.MonkeyPatch) -
             "Received: data_format='NHWC'",
         ),
         (LocallyConnected1D, {"filters": 2, "kernel_size": 3, "implementation": 4}, None, "=4"),
+        (LocallyConnected1D, {"filters": 2, "kernel_size": 3, "implementation": 2.0}, None, "=2.0"),
+        (
+            LocallyConnected1D,
+            {"filters": 2, "kernel_size": 3, "implementation": True},
+            None,
+            "=True",
+        ),
         (LocallyConnected2D, {"filters": 2, "kernel_size": 3}, (2, None, 5, 3), "None, 5, 3"),
         (LocallyConnected1D, {"filters": 2, "kernel_size": 3}, (2, 8), "input_shape=(2, 8)"),
         (LocallyConnected1D, {"filters": 2, "kernel_size": 5}, (2, 4, 3), "input_shape=(2, 4, 3)"),
@@ -228,6 +235,22 @@ def test_bad_arguments(
     escaped = message.replace("(", r"\(").replace(")", r"\)")
     with pytest.raises(ValueError, match=escaped):
         cls(**kwargs).build(shape)
+
+
+def test_numpy_integer_arguments() -> None:
+    x = np.random.default_rng(5).normal(size=(2, 6, 3)).astype("float32")
+    layer = LocallyConnected1D(
+        np.int64(2), np.int32(3), strides=(np.int64(1),), implementation=np.int64(2)
+    )
+    config = layer.get_config()
+    for key, value in [("filters", 2), ("kernel_size", (3,)), ("implementation", 2)]:
+        assert config[key] == value
+    assert type(config["implementation"]) is int
+    reference = LocallyConnected1D(2, 3, implementation=2)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    np.testing.assert_allclose(layer(x), reference(x), rtol=1e-6)
 
 
 @pytest.mark.parametrize("implementation", [1, 2, 3])
