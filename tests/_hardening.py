@@ -1,7 +1,7 @@
 """Shared pieces of the hardening tests: small plugin models, archive surgery, error checks.
 
-Not a test module. The tests run with ``--import-mode=importlib``, so they load this file by path
-with :func:`load` (one module object per process, cached in ``sys.modules``).
+Not a test module. The tests run with ``--import-mode=importlib``, so each test module loads this
+file by path (``importlib.util.spec_from_file_location``) under the name ``hardening_helpers``.
 """
 
 from __future__ import annotations

@@ -118,8 +118,9 @@ def work(index):
             if not np.allclose(got, want, rtol=1e-5, atol=1e-5):
                 errors.append(f"{name}: predictions differ by {np.max(np.abs(got - want))}")
         except BaseException as error:
-            errors.append(f"{name} (thread {index}, round {round_}): "
-                          f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            first = (str(error).splitlines() or [""])[0]
+            where = f"{name} (thread {index}, round {round_})"
+            errors.append(f"{where}: {type(error).__name__}: {first}")
 
 workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
 for worker in workers:
@@ -208,9 +209,19 @@ def test_processes_saving_to_one_path_leave_one_complete_model(tmp_path: Path) -
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(SAVER), str(i), str(target), str(flags),
-             str(SAVE_ROUNDS)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(SAVER),
+                str(i),
+                str(target),
+                str(flags),
+                str(SAVE_ROUNDS),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(SAVERS)
     ]

@@ -30,8 +30,11 @@ from layerhub.testing import run_in_fresh_interpreter
 def _helpers() -> Any:
     name = "hardening_helpers"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_hardening.py"))
-        assert spec is not None and spec.loader is not None
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("_hardening.py")
+        )
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -116,7 +119,7 @@ def test_killed_save_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
         # A save that completes: measure it, and it leaves nothing but the target behind.
         layerhub.save_model(old, target)
         (tmp_path / "flags0" / "go").touch()
-        stdout, stderr = savers[0].communicate(timeout=300)
+        _stdout, stderr = savers[0].communicate(timeout=300)
         assert savers[0].returncode == 0, stderr[-2000:]
         duration = float((tmp_path / "flags0" / "saved").read_text())
         assert sorted(p.name for p in directory.iterdir()) == ["big.keras"]
@@ -208,8 +211,11 @@ try:
     layerhub.save_model(model, sys.argv[1])
     outcome = {"raised": None}
 except BaseException as error:
-    outcome = {"raised": type(error).__name__, "layerhub": isinstance(error, layerhub.LayerHubError),
-               "message": str(error)}
+    outcome = {
+        "raised": type(error).__name__,
+        "layerhub": isinstance(error, layerhub.LayerHubError),
+        "message": str(error),
+    }
 print(json.dumps(outcome))
 """
 
@@ -234,7 +240,8 @@ def test_read_only_directory_gives_a_clear_error() -> None:
         assert outcome["raised"] is not None, "saved into a read-only directory"
         assert outcome["layerhub"], f"{outcome['raised']}: {outcome['message'][:300]}"
         message = outcome["message"]
-        assert "\n" not in message and len(message) <= H.MAX_MESSAGE, message[:300]
+        assert "\n" not in message, message[:300]
+        assert len(message) <= H.MAX_MESSAGE, message[:300]
         assert str(read_only) in message, message
         assert list(read_only.iterdir()) == []
     finally:

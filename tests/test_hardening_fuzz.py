@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,11 @@ import layerhub
 def _helpers() -> Any:
     name = "hardening_helpers"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_hardening.py"))
-        assert spec is not None and spec.loader is not None
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("_hardening.py")
+        )
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -272,13 +274,17 @@ def test_mutated_archive_bytes(
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_mutated_config(model: str, saved: dict[str, Any], scratch: Path, evil_marker: Path) -> None:
+def test_mutated_config(
+    model: str, saved: dict[str, Any], scratch: Path, evil_marker: Path
+) -> None:
     members: dict[str, bytes] = saved[model]["members"]
     config_text = members["config.json"].decode()
     tree = json.loads(config_text)
     paths = list(json_paths(tree))
     # Every serialised object (layers, initializers, ...): where a reference to evil_mod goes.
-    layer_paths = [p for p in paths if isinstance(_get(tree, p), dict) and "class_name" in _get(tree, p)]
+    layer_paths = [
+        p for p in paths if isinstance(_get(tree, p), dict) and "class_name" in _get(tree, p)
+    ]
 
     @PROFILE
     @given(
