@@ -157,6 +157,19 @@ class Swish2(keras.layers.Layer):
         return x * K.sigmoid(2.0 * x)
 
 
+@keras.saving.register_keras_serializable(package="myplug")
+class Twice(keras.layers.Layer):
+    """A layer the user's own code registered: Keras 2 saved it as ``myplug>Twice``."""
+
+    def call(self, x):
+        return 2.0 * x
+
+
+def my_loss(y_true, y_pred):
+    """A custom loss no plugin provides: Keras 2 saved it by name in the training config."""
+    return K.mean(K.abs(y_true - y_pred))
+
+
 def channel_slice(x, index):
     # The tutorial's slice, for any rank, keeping the sliced axis with size one.
     return x[..., index : index + 1]
@@ -257,6 +270,34 @@ def unknown_layer():
     return model, [RNG.normal(size=(2, 3))]
 
 
+def user_registered():
+    model = keras.Sequential(
+        [keras.layers.InputLayer(input_shape=(3,)), keras.layers.Dense(2), Twice()]
+    )
+    return model, [RNG.normal(size=(2, 3))]
+
+
+def custom_loss():
+    model = keras.Sequential([keras.layers.InputLayer(input_shape=(3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=my_loss, metrics=["mae"])
+    return model, [RNG.normal(size=(2, 3))]
+
+
+def mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras.Sequential(
+            [
+                keras.layers.InputLayer(input_shape=(6,)),
+                keras.layers.Dense(8, activation="relu"),
+                keras.layers.Dense(3, dtype="float32"),
+            ]
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model, [RNG.normal(size=(4, 6))]
+
+
 BUILDERS = {
     "sequential": sequential,
     "functional": functional,
@@ -265,6 +306,9 @@ BUILDERS = {
     "lambda_function": lambda_function,
     "lambda_by_name": lambda_by_name,
     "unknown_layer": unknown_layer,
+    "user_registered": user_registered,
+    "custom_loss": custom_loss,
+    "mixed_precision": mixed_precision,
 }
 
 

@@ -326,6 +326,83 @@ def test_class_no_plugin_provides_raises_a_one_line_missing_plugin_error(
     assert_same_outputs(model, reference("unknown_layer"))
 
 
+@keras2
+def test_custom_object_scope_resolves_a_class_no_plugin_provides(
+    keras2_dir: Path, reference: Callable[[str], Arrays]
+) -> None:
+    with keras.saving.custom_object_scope({"Swish2": Swish2}):
+        model = layerhub.load_model(keras2_dir / "unknown_layer.h5")
+    assert_same_outputs(model, reference("unknown_layer"))
+
+
+USER_REGISTERED = """
+    import sys
+    import keras, numpy as np
+    import layerhub
+
+    @keras.saving.register_keras_serializable(package="myplug")
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    path, x, y = sys.argv[1:4]
+    model = layerhub.load_model(path)
+    got = model.predict(np.load(x), verbose=0)
+    print(float(np.max(np.abs(got - np.load(y)))))
+"""
+
+
+@keras2
+def test_a_class_the_users_own_code_registered_loads(keras2_dir: Path) -> None:
+    # Keras 2 saved it as "myplug>Twice"; no plugin provides it, Keras' registry does.
+    with pytest.raises(MissingPluginError, match=r"myplug>Twice.*import the module"):
+        layerhub.load_model(keras2_dir / "user_registered.h5")
+    files = [str(keras2_dir / f"user_registered.{part}") for part in ("h5", "x0.npy", "y0.npy")]
+    done = run_in_fresh_interpreter(USER_REGISTERED, *files)
+    assert float(done.stdout.split()[-1]) < 1e-6
+
+
+def my_loss(y_true: Any, y_pred: Any) -> Any:
+    return keras.ops.mean(keras.ops.abs(y_true - y_pred))
+
+
+@keras2
+def test_compiled_file_with_a_custom_loss_says_how_to_load_it(keras2_dir: Path) -> None:
+    path = keras2_dir / "custom_loss.h5"
+    with pytest.raises(MissingPluginError) as caught:
+        layerhub.load_model(path)
+    message = str(caught.value)
+    assert caught.value.names == ("my_loss",)  # "mae", a Keras metric, is not reported
+    assert "\n" not in message
+    assert "training configuration" in message
+    assert "compile=False" in message
+    assert "custom_objects" in message
+    assert not layerhub.load_model(path, compile=False).compiled
+    compiled = layerhub.load_model(path, custom_objects={"my_loss": my_loss})
+    assert compiled.loss is my_loss
+
+
+@keras2
+def test_keras2_mixed_precision_file_keeps_its_policy(
+    keras2_dir: Path, reference: Callable[[str], Arrays]
+) -> None:
+    model = layerhub.load_model(keras2_dir / "mixed_precision.h5")
+    policies = [layer.dtype_policy.name for layer in model.layers]
+    assert policies == ["mixed_float16", "float32"]
+    xs, ys = reference("mixed_precision")
+    # float16 activations: Keras 2 and Keras 3 round differently in the last bits.
+    np.testing.assert_allclose(predict(model, xs)[0], ys[0], rtol=1e-2, atol=1e-2)
+
+
+def test_keras_builtins_come_from_keras_own_tables() -> None:
+    from layerhub._private import keras2 as translation
+
+    for name in ("Dense", "GlorotUniform", "L2", "MaxNorm", "relu", "Adam", "Policy"):
+        assert translation.builtin(name), name
+    assert not translation.builtin("Swish2")
+    assert not translation.builtin("MyLayer")
+
+
 # -- .h5 files written by Keras 3 ------------------------------------------------------------------
 
 
