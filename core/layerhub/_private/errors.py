@@ -104,7 +104,9 @@ class MissingPluginError(LayerHubError, ImportError):
         if len(entries) > _MAX_LISTED:
             described.append(f"and {len(entries) - _MAX_LISTED} more")
         parts = [f"the model needs {', '.join(described)}, {reason}"]
-        parts.extend(m.note for m in entries if m.note)
+        notes = "; ".join(m.note for m in entries[:_MAX_LISTED] if m.note)
+        if notes:
+            parts.append(notes if len(notes) <= _MAX_NOTES else notes[:_MAX_NOTES] + "...")
         if self.pip_command is not None:
             parts.append(f"run: {self.pip_command}")
         if hint and any(m.distribution is None for m in entries):
@@ -113,6 +115,8 @@ class MissingPluginError(LayerHubError, ImportError):
 
 
 _MAX_LISTED: Final = 5
+# With the names, the pip line and the hint, a message stays well under 1,000 characters.
+_MAX_NOTES: Final = 400
 
 
 def _described(missing: Missing, name: str) -> str:

@@ -8,6 +8,9 @@ import shlex
 from typing import Final
 
 MAX_SHOWN: Final = 120
+# Longer names and versions are valid to packaging but are no real distribution's; a pip line
+# built from them would swamp the message.
+MAX_NAME: Final = 100
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators and bidi overrides a
 # terminal would act on instead of showing.
 _UNPRINTABLE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -25,7 +28,7 @@ def distribution_name(name: object) -> str | None:
     """The canonical form of a valid PEP 508 distribution name, or ``None``."""
     from packaging.utils import InvalidName, canonicalize_name
 
-    if not isinstance(name, str):
+    if not isinstance(name, str) or len(name) > MAX_NAME:
         return None
     try:
         return str(canonicalize_name(name, validate=True))
@@ -37,7 +40,7 @@ def version_string(version: object) -> str | None:
     """A valid PEP 440 version in its normal form, or ``None``."""
     from packaging.version import InvalidVersion, Version
 
-    if not isinstance(version, str):
+    if not isinstance(version, str) or len(version) > MAX_NAME:
         return None
     try:
         return str(Version(version))
