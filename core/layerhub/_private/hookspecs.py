@@ -26,6 +26,10 @@ def layerhub_layers() -> list[Any]:
     ``keras.saving.register_keras_serializable(package=<plugin import package>)`` and be listed
     under the same name in the plugin distribution's ``layerhub.layers`` entry points, so that
     layerhub can list and find it without importing anything.
+
+    Anything else (not a list, an object Keras does not know, one registered under another
+    package) is left out and marks the plugin ``mismatch``; a hook that raises marks it
+    ``broken``. Either way the other plugins keep working.
     """
 
 
@@ -35,7 +39,9 @@ def layerhub_legacy_names() -> dict[str, Any]:
 
     Used only while loading a legacy HDF5 (``.h5``) file, and then only as ``custom_objects`` for
     that one call: bare names never enter Keras' global registry, where they could shadow
-    built-ins. Each name must also be an entry in the plugin's ``layerhub.layers`` metadata.
+    built-ins. Each name must also be an entry in the plugin's ``layerhub.layers`` metadata, and
+    map to an object this plugin's ``layerhub_layers`` returns; names that do not are left out
+    and mark the plugin ``mismatch``.
     """
 
 

@@ -378,7 +378,9 @@ class Registry:
             )
         if extra := sorted(set(provided) - declared):
             problems.append(f"hooks provide {', '.join(extra)} missing from the metadata")
-        problems += self._check_legacy(plugin, records, provided)
+        legacy_problems, legacy_raised = self._check_legacy(plugin, records, provided)
+        problems += legacy_problems
+        raised |= legacy_raised
         if raised:
             self._fail(plugin, "broken", "; ".join(sorted(raised) + problems))
         elif problems:
@@ -386,14 +388,13 @@ class Registry:
 
     def _check_legacy(
         self, plugin: str, records: builtins.list[LayerRecord], provided: dict[str, Any]
-    ) -> builtins.list[str]:
+    ) -> tuple[builtins.list[str], set[str]]:
         """Keep the plugin's Keras 2 names that are declared and map to what it provides."""
         declared_names = {r.name for r in records}
         problems: builtins.list[str] = []
         undeclared: set[str] = set()
         checked: dict[str, Any] = {}
         results, raised = self._hook_results(plugin, "layerhub_legacy_names")
-        problems += sorted(raised)
         for mapping in results:
             if not isinstance(mapping, dict):
                 problems.append(
@@ -412,7 +413,7 @@ class Registry:
                 f"legacy names {', '.join(sorted(undeclared))} missing from the metadata"
             )
         self._legacy[plugin] = checked
-        return problems
+        return problems, raised
 
     def legacy_names(self, plugin: str) -> dict[str, Any]:
         """The checked Keras 2 names of a loaded plugin, mapped to its objects."""

@@ -1,0 +1,401 @@
+"""A plugin that misbehaves never takes the others down; hand-registered plugins; refresh."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from layerhub import BrokenPluginError, PluginConflictError, PluginWarning, Registry
+from layerhub._private import cli, discovery
+
+FakeDist = Callable[..., Path]
+
+GOOD = """
+import keras
+from layerhub import hookimpl
+
+@keras.saving.register_keras_serializable(package="{plugin}")
+class {cls}(keras.layers.Layer):
+    def call(self, x):
+        return x
+
+@hookimpl
+def layerhub_layers():
+    return [{cls}]
+"""
+
+
+def plugin(fake_dist: FakeDist, name: str, source: str, *objects: str, **kwargs: object) -> Path:
+    return fake_dist(
+        name.replace("_", "-"),
+        plugin=name,
+        objects={o: f"{name}:{o}" for o in objects},
+        modules={f"{name}/__init__.py": source},
+        **kwargs,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _plugin_warnings_are_expected() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)
+        yield
+
+
+def assert_others_work(registry: Registry) -> None:
+    assert registry.get("Scale").__name__ == "Scale"
+    assert registry.list("Scale")[0].status == "loaded"
+    registry.load_all()
+    objects = registry.custom_objects()
+    assert objects["Scale"].__name__ == "Scale"
+    assert registry.list()  # never raises
+
+
+# -- B. imports that raise BaseException, or hang -------------------------------------------------
+
+
+@pytest.mark.parametrize("raised", ["SystemExit(3)", "KeyboardInterrupt()"])
+def test_plugin_whose_import_raises_base_exception_is_broken(
+    fake_dist: FakeDist, raised: str
+) -> None:
+    name = f"layerhub_exits_{raised[:3].lower()}"
+    plugin(fake_dist, name, f"raise {raised}\n", "Exits")
+    registry = Registry()
+    registry.load_all()
+    (record,) = registry.list("Exits")
+    assert record.status == "broken"
+    kind = raised.partition("(")[0]
+    assert (record.error or "").startswith(f"raised {kind} while importing")
+    assert "\n" not in (record.error or "")
+    with pytest.raises(BrokenPluginError, match=f"raised {kind}"):
+        registry.get("Exits")
+    assert record in registry.problems()
+    assert_others_work(registry)
+
+
+def test_plugin_whose_import_hangs_is_broken_after_the_timeout(
+    fake_dist: FakeDist, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (site / "layerhub_test_gate.py").write_text("import threading\nOPEN = threading.Event()\n")
+    import layerhub_test_gate  # type: ignore[import-not-found]
+
+    plugin(
+        fake_dist,
+        "layerhub_hangs",
+        "import layerhub_test_gate\nlayerhub_test_gate.OPEN.wait(60)\n"
+        + GOOD.format(plugin="layerhub_hangs", cls="Hangs"),
+        "Hangs",
+    )
+    monkeypatch.setenv("LAYERHUB_IMPORT_TIMEOUT", "0.5")
+    registry = Registry()
+    registry.get("Scale")  # keras is imported before the timed plugin imports
+    try:
+        start = time.monotonic()
+        registry.load_all()
+        assert time.monotonic() - start < 10
+        (record,) = registry.list("Hangs")
+        assert (record.status, record.error) == (
+            "broken",
+            "did not finish importing within 0.5 s",
+        )
+        assert_others_work(registry)
+    finally:
+        layerhub_test_gate.OPEN.set()
+
+
+def test_import_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from layerhub._private.registry import import_timeout
+
+    monkeypatch.delenv("LAYERHUB_IMPORT_TIMEOUT", raising=False)
+    assert import_timeout() == 60
+    for value, expected in (("2.5", 2.5), ("nonsense", 60), ("-1", 60), ("inf", 60)):
+        monkeypatch.setenv("LAYERHUB_IMPORT_TIMEOUT", value)
+        assert import_timeout() == expected
+
+
+def test_a_real_interrupt_of_the_caller_is_not_swallowed(fake_dist: FakeDist, site: Path) -> None:
+    # Ctrl-C arrives in the main thread, which waits for the importing thread.
+    (site / "layerhub_test_gate2.py").write_text("import threading\nOPEN = threading.Event()\n")
+    import layerhub_test_gate2  # type: ignore[import-not-found]
+
+    plugin(
+        fake_dist,
+        "layerhub_slow",
+        "import layerhub_test_gate2\nlayerhub_test_gate2.OPEN.wait(60)\n",
+        "Slow",
+    )
+    import _thread
+
+    registry = Registry()
+    registry.get("Scale")
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            registry.load_plugin("layerhub_slow")
+    finally:
+        timer.cancel()
+        layerhub_test_gate2.OPEN.set()
+
+
+# -- B. hooks that return garbage, names outside the plugin's package -----------------------------
+
+GARBAGE = {
+    "none": "None",
+    "string": "'Garbage'",
+    "number": "42",
+    "strings": "['Garbage']",
+    "unhashable": "[[1, 2]]",
+    "builtin": "[keras.layers.Dense]",
+    "unregistered": "[Unregistered]",
+    "foreign": "[Foreign]",
+    "keras_package": "[KerasNamed]",
+}
+
+GARBAGE_PLUGIN = """
+import keras
+from layerhub import hookimpl
+
+class Unregistered(keras.layers.Layer):
+    pass
+
+@keras.saving.register_keras_serializable(package="Custom")
+class Foreign(keras.layers.Layer):
+    pass
+
+@keras.saving.register_keras_serializable(package="keras")
+class KerasNamed(keras.layers.Layer):
+    pass
+
+@hookimpl
+def layerhub_layers():
+    return {value}
+"""
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+def test_hook_returning_garbage_is_a_mismatch(fake_dist: FakeDist, kind: str) -> None:
+    name = f"layerhub_garbage_{kind}"
+    plugin(fake_dist, name, GARBAGE_PLUGIN.format(value=GARBAGE[kind]), "Garbage")
+    registry = Registry()
+    registry.load_all()
+    (record,) = registry.list("Garbage")
+    assert record.status == "mismatch"
+    assert "\n" not in (record.error or "")
+    assert f"{name}>Garbage but the hooks do not provide it" in (record.error or "")
+    with pytest.raises(BrokenPluginError):
+        registry.get("Garbage")
+    objects = registry.custom_objects()
+    assert "Dense" not in objects
+    assert "Foreign" not in objects
+    assert "KerasNamed" not in objects
+    assert record in registry.problems()
+    assert_others_work(registry)
+
+
+def test_object_registered_outside_the_plugin_package_is_not_served(
+    fake_dist: FakeDist,
+) -> None:
+    plugin(fake_dist, "layerhub_squatter", GARBAGE_PLUGIN.format(value="[Foreign]"), "Foreign")
+    registry = Registry()
+    registry.load_all()
+    (record,) = registry.list("Foreign")
+    assert record.status == "mismatch"
+    assert "Custom>Foreign is registered outside the plugin's package 'layerhub_squatter'" in (
+        record.error or ""
+    )
+    with pytest.raises(BrokenPluginError):
+        registry.get("Foreign")
+    assert "Foreign" not in registry.custom_objects()
+
+
+@pytest.mark.parametrize(
+    ("hook", "body"),
+    [
+        ("layerhub_layers", "raise RuntimeError('hook exploded')"),
+        ("layerhub_layers", "raise SystemExit(1)"),
+        ("layerhub_legacy_names", "raise RuntimeError('hook exploded')"),
+    ],
+)
+def test_hook_that_raises_makes_the_plugin_broken(
+    fake_dist: FakeDist, hook: str, body: str
+) -> None:
+    name = f"layerhub_raiser_{hook.rpartition('_')[2]}_{body.split()[1][:6].lower()}"
+    source = GOOD.format(plugin=name, cls="Raiser")
+    if hook == "layerhub_layers":
+        source = source.replace("    return [Raiser]", f"    {body}")
+    else:
+        source += f"\n@hookimpl\ndef {hook}():\n    {body}\n"
+    plugin(fake_dist, name, source, "Raiser")
+    registry = Registry()
+    registry.load_all()
+    (record,) = registry.list("Raiser")
+    assert record.status == "broken"
+    assert f"its {hook} hook raised" in (record.error or "")
+    assert "\n" not in (record.error or "")
+    assert record in registry.problems()
+    assert_others_work(registry)
+
+
+def test_legacy_names_that_are_garbage_or_foreign_are_not_served(fake_dist: FakeDist) -> None:
+    source = GOOD.format(plugin="layerhub_oldlies", cls="OldLies") + (
+        "\n@hookimpl\ndef layerhub_legacy_names():\n    return {'OldLies': keras.layers.Dense}\n"
+    )
+    plugin(fake_dist, "layerhub_oldlies", source, "OldLies")
+    registry = Registry()
+    registry.load_all()
+    (record,) = registry.list("OldLies")
+    assert record.status == "mismatch"
+    assert "legacy name OldLies maps to an object the plugin lacks" in (record.error or "")
+    assert registry.legacy_objects(["OldLies"]) == {}
+    assert registry.custom_objects()["OldLies"].__name__ == "OldLies"
+
+
+# -- B. a conflicting pair ------------------------------------------------------------------------
+
+
+def test_conflicting_pair_does_not_stop_load_all_custom_objects_or_doctor(
+    fake_dist: FakeDist, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for dist in ("layerhub-pair-one", "layerhub-pair-two"):
+        fake_dist(
+            dist,
+            plugin="layerhub_pair",
+            objects={"Scale": "layerhub_pair:Scale"},
+            modules={"layerhub_pair/__init__.py": GOOD.format(plugin="layerhub_pair", cls="Scale")},
+        )
+    registry = Registry()
+    registry.load_all()
+    assert {r.status for r in registry.list("layerhub_pair>*")} == {"conflict"}
+    assert "layerhub_pair" not in sys.modules
+    objects = registry.custom_objects()
+    assert objects["Scale"].__name__ == "Scale"
+    assert objects["PAM"].__name__ == "PAM"
+    assert len([r for r in registry.problems() if r.plugin == "layerhub_pair"]) == 2
+    assert {r.status for r in registry.list("layerhub_pair>*")} == {"conflict"}
+
+    monkeypatch.setattr(cli, "registry", Registry())
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^conflict +layerhub_pair +layerhub-pair-one +1\.0 +Scale$", out, re.M)
+    assert re.search(r"^ok +layerhub_scale +layerhub-scale ", out, re.M)
+
+
+# -- A. hand-registered plugins, refresh, serialisation -------------------------------------------
+
+
+def test_hand_registered_plugin_has_no_distribution(
+    fake_dist: FakeDist, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin(fake_dist, "layerhub_byhand", GOOD.format(plugin="layerhub_byhand", cls="ByHand"))
+    import layerhub_byhand  # type: ignore[import-not-found]
+
+    registry = Registry(autoload=False)
+    (record,) = registry.register(layerhub_byhand)
+    assert (record.distribution, record.version, record.pip_command) == (None, None, None)
+    assert record.status == "loaded"
+    data = json.loads(json.dumps(registry.to_dict()))
+    assert data["records"][0]["distribution"] is None
+
+    monkeypatch.setattr(cli, "registry", registry)
+    for argv in (["list"], ["info", "ByHand"], ["doctor"]):
+        assert cli.main(argv) == 0
+        out = capsys.readouterr().out
+        assert "(registered by hand)" in out, argv
+        assert not re.search(r"\bNone\b", out.replace("=None", "")), argv
+    cli.main(["info", "ByHand"])
+    out = capsys.readouterr().out
+    assert "distribution     (registered by hand)\n" in out
+    assert "install          -\n" in out
+
+
+def test_refresh_keeps_plugins_registered_by_hand(fake_dist: FakeDist) -> None:
+    plugin(fake_dist, "layerhub_kept", GOOD.format(plugin="layerhub_kept", cls="Kept"))
+    import layerhub_kept  # type: ignore[import-not-found]
+
+    registry = Registry()
+    registry.register(layerhub_kept)
+    registry.refresh()
+    assert [(r.name, r.status) for r in registry.list("Kept")] == [("Kept", "loaded")]
+    assert registry.get("Kept") is layerhub_kept.Kept
+    with pytest.raises(PluginConflictError, match="already registered"):
+        registry.register(layerhub_kept)
+    assert registry.get("Scale").__name__ == "Scale"
+
+
+def test_refresh_retries_a_plugin_fixed_by_a_new_install(fake_dist: FakeDist, site: Path) -> None:
+    info = plugin(
+        fake_dist,
+        "layerhub_fixed",
+        "import layerhub_fixed.helpers\nraise ImportError('needs a newer numpy')\n",
+        "Fixed",
+        version="1.0",
+    )
+    (site / "layerhub_fixed" / "helpers.py").write_text("VALUE = 1\n")
+    registry = Registry()
+    registry.load_all()
+    assert registry.list("Fixed")[0].status == "broken"
+    assert "layerhub_fixed.helpers" in sys.modules
+
+    # "pip install layerhub-fixed==1.1": new metadata, new code.
+    for path in info.iterdir():
+        path.unlink()
+    info.rmdir()
+    plugin(
+        fake_dist,
+        "layerhub_fixed",
+        GOOD.format(plugin="layerhub_fixed", cls="Fixed"),
+        "Fixed",
+        version="1.1",
+    )
+    registry.refresh()
+    assert "layerhub_fixed.helpers" not in sys.modules
+    (record,) = registry.list("Fixed")
+    assert (record.version, record.status, record.error) == ("1.1", "installed", None)
+    assert registry.get("Fixed").__name__ == "Fixed"
+    assert registry.list("Fixed")[0].status == "loaded"
+    assert registry.problems() == [r for r in registry.problems() if r.plugin != "layerhub_fixed"]
+
+
+def test_refresh_then_load_all_reloads_what_was_loaded(fake_dist: FakeDist) -> None:
+    registry = Registry()
+    registry.load_all()
+    scale = registry.get("Scale")
+    registry.refresh()
+    assert registry.list("Scale")[0].status == "installed"
+    registry.load_all()  # registering the same plugins again must not raise
+    assert registry.get("Scale") is scale
+
+
+# -- C. distribution names ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["layerhub-scale", "LayerHub_Scale", "layerhub.scale", "Layerhub__-._scale", "A"]
+)
+def test_canonical_name_agrees_with_packaging(name: str) -> None:
+    from packaging.utils import canonicalize_name
+
+    assert discovery.canonical_name(name) == canonicalize_name(name)
+
+
+def test_distribution_name_is_read_from_metadata_and_normalised(fake_dist: FakeDist) -> None:
+    info = fake_dist(
+        "LayerHub.Odd_Name",
+        version="2.0",
+        plugin="layerhub_odd",
+        objects={"Odd": "layerhub_odd:Odd"},
+    )
+    # A .dist-info directory whose name says nothing useful: the metadata decides.
+    info.rename(info.with_name("whatever.dist-info"))
+    (record,) = Registry().list("Odd")
+    assert (record.distribution, record.version) == ("layerhub-odd-name", "2.0")
+    assert record.pip_command == "pip install layerhub-odd-name"
