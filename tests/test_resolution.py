@@ -16,6 +16,7 @@ import layerhub
 from layerhub import MissingPluginError, ModelFileError
 from layerhub._private import manifest, resolve
 from layerhub._private.errors import Missing
+from layerhub._private.loading import open_model
 from layerhub._private.untrusted import shown
 from layerhub.testing import run_in_fresh_interpreter
 
@@ -209,7 +210,61 @@ def test_files_saved_by_layerhub_0_1_keep_their_manifest_readable(tmp_path: Path
     with zipfile.ZipFile(old, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
-    opened = layerhub._private.loading.open_model(old)
+    opened = open_model(old)
     assert opened.manifest is not None
     assert opened.manifest.objects["layerhub_scale>Scale"].distribution == "layerhub-scale"
     assert isinstance(layerhub.load_model(old).layers[-1], Scale)
+
+
+HANDMADE = """
+import keras
+from layerhub import hookimpl
+
+
+@keras.saving.register_keras_serializable(package="handmade")
+class Halver(keras.layers.Layer):
+    def call(self, x):
+        return 0.5 * x
+
+
+@hookimpl
+def layerhub_layers():
+    return [Halver]
+"""
+
+LOAD_HANDMADE = """
+    import sys
+    import layerhub
+    if sys.argv[2] == "import":
+        import handmade
+    try:
+        model = layerhub.load_model(sys.argv[1])
+    except layerhub.MissingPluginError as error:
+        print("missing", error.pip_command, str(error))
+    else:
+        print("loaded", type(model.layers[-1]).__name__)
+"""
+
+
+def test_hand_registered_objects_have_no_distribution_in_the_manifest(
+    tmp_path: Path, site: Path
+) -> None:
+    import importlib
+
+    (site / "handmade.py").write_text(HANDMADE)
+    module = importlib.import_module("handmade")
+    registry = layerhub.Registry([])
+    registry.register(module)
+    inputs = keras.Input((2,))
+    path = layerhub.save_model(
+        keras.Model(inputs, module.Halver()(inputs)), tmp_path / "h.keras", registry=registry
+    )
+    saved = open_model(path).manifest
+    assert saved is not None
+    assert saved.objects["handmade>Halver"] == manifest.Entry(None, None)
+    env = {"PYTHONPATH": str(site)}
+    loaded = run_in_fresh_interpreter(LOAD_HANDMADE, str(path), "import", env=env)
+    assert loaded.stdout.split()[:2] == ["loaded", "Halver"]
+    missing = run_in_fresh_interpreter(LOAD_HANDMADE, str(path), "no-import", env=env)
+    assert missing.stdout.split()[:2] == ["missing", "None"]
+    assert "registered by hand" in missing.stdout
