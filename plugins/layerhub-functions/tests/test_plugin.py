@@ -44,7 +44,8 @@ def test_saved_model_names_the_functions_and_holds_no_bytecode(tmp_path: Path) -
     path = layerhub.save_model(model_using_both(), tmp_path / "m.keras")
     with zipfile.ZipFile(path) as archive:
         config = archive.read("config.json").decode()
-        manifest = json.loads(archive.read("metadata.json"))["layerhub"]
+        # The layerhub manifest is the archive's comment: "layerhub-manifest:" and JSON.
+        manifest = json.loads(archive.comment.partition(b":")[2])
     assert "__lambda__" not in config
     assert set(manifest["objects"]) == {
         "layerhub_functions>channel_slice",
