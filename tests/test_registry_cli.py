@@ -1,0 +1,155 @@
+"""``layerhub info`` and ``doctor`` without a Keras backend, and without TensorFlow's noise."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from layerhub._private import backend
+
+NO_BACKEND = (
+    "no Keras backend is installed (KERAS_BACKEND=tensorflow needs tensorflow): "
+    "pip install 'layerhub[tensorflow]', or install jax or torch and set KERAS_BACKEND"
+)
+TF_NOISE = ("absl::InitializeLog", "oneDNN", "cuda", "cpu_feature_guard", "I0000")
+
+
+def layerhub_script() -> str:
+    beside = Path(sys.executable).with_name("layerhub")
+    found = str(beside) if beside.exists() else shutil.which("layerhub")
+    assert found is not None, "the layerhub console script is not installed"
+    return found
+
+
+def run(argv: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        argv, capture_output=True, text=True, env={**environ, **env}, timeout=300, check=False
+    )
+
+
+def torch_is_installed() -> bool:
+    return backend._installed("torch")
+
+
+# -- the helper -----------------------------------------------------------------------------------
+
+
+def test_installed_backend_is_not_a_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")
+    assert backend.missing_backend() is None
+
+
+def test_no_backend_at_all_is_said_plainly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent")
+    monkeypatch.setattr(backend, "_installed", lambda module: False)
+    assert backend.missing_backend() == NO_BACKEND
+
+
+def test_backend_from_keras_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text('{"backend": "jax"}')
+    assert backend.configured_backend() == "jax"
+    (tmp_path / "keras.json").write_text("not json")
+    assert backend.configured_backend() == "tensorflow"
+
+
+@pytest.mark.skipif(torch_is_installed(), reason="simulates a missing backend with torch")
+def test_other_installed_backends_are_suggested(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    message = backend.missing_backend() or ""
+    assert message.startswith(
+        "the Keras backend is not installed (KERAS_BACKEND=torch needs torch)"
+    )
+    assert "pip install torch, or set KERAS_BACKEND to " in message
+
+
+# -- the commands, in fresh processes -------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch_is_installed(), reason="simulates a missing backend with torch")
+@pytest.mark.parametrize("command", ["info", "doctor"])
+def test_commands_explain_a_missing_backend_once(command: str) -> None:
+    argv = [layerhub_script(), command, *(["Scale"] if command == "info" else [])]
+    result = run(argv, KERAS_BACKEND="torch")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert output.count("KERAS_BACKEND=torch needs torch") == 1, output
+    assert "failed to load" not in output
+    assert "broken" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch_is_installed(), reason="simulates a missing backend with torch")
+def test_registry_failure_names_the_missing_backend() -> None:
+    code = textwrap.dedent(
+        """
+        from layerhub import BrokenPluginError, registry
+        try:
+            registry.get("Scale")
+        except BrokenPluginError as error:
+            print(error)
+        print(registry.list("Scale")[0].error)
+        """
+    )
+    result = run([sys.executable, "-W", "ignore", "-c", code], KERAS_BACKEND="torch")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout + result.stderr
+    assert "failed to load: the Keras backend is not installed" in lines[0]
+    assert lines[1].startswith("the Keras backend is not installed (KERAS_BACKEND=torch")
+
+
+@pytest.mark.slow
+def test_doctor_with_no_backend_installed_at_all() -> None:
+    # Hide every backend from the import system, as after `pip install layerhub-scale` alone.
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class Hide:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] in {"tensorflow", "jax", "torch"}:
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                return None
+
+        sys.meta_path.insert(0, Hide())
+        from layerhub._private import cli
+        sys.exit(cli.main(["doctor"]))
+        """
+    )
+    result = run([sys.executable, "-c", code], KERAS_BACKEND="tensorflow")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"cannot import any plugin: {NO_BACKEND}" in result.stdout
+    assert "unchecked  layerhub_scale" in result.stdout
+    assert "failed to load" not in result.stdout + result.stderr
+
+
+# -- start-up noise -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_info_prints_no_backend_start_up_noise() -> None:
+    result = run([layerhub_script(), "info", "Scale"])
+    assert result.returncode == 0, result.stderr
+    assert "registered name  layerhub_scale>Scale" in result.stdout
+    noise = [line for line in result.stderr.splitlines() if any(n in line for n in TF_NOISE)]
+    assert noise == []
+
+
+@pytest.mark.slow
+def test_verbose_keeps_the_backend_logs() -> None:
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("only TensorFlow writes start-up logs")
+    result = run([layerhub_script(), "-v", "info", "Scale"])
+    assert result.returncode == 0, result.stderr
+    assert any(n in result.stderr for n in TF_NOISE)
+    assert run([layerhub_script(), "info", "--verbose", "Scale"]).returncode == 0
