@@ -80,20 +80,55 @@ def pam_model() -> Any:
     return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(hidden))
 
 
+# The manifest lives in the archive's zip comment; files saved by layerhub 0.1 keep it in
+# metadata.json under "layerhub". A file may carry either, and both are untrusted.
+COMMENT_PREFIX = b"layerhub-manifest:"
+MANIFEST_PLACES = ("comment", "metadata")
+
+
 def read_members(path: Path) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as zf:
         return {name: zf.read(name) for name in zf.namelist()}
 
 
-def write_members(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]]) -> None:
+def read_comment(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        return zf.comment
+
+
+def write_members(
+    path: Path, members: dict[str, bytes] | list[tuple[str, bytes]], comment: bytes = b""
+) -> None:
     items = members.items() if isinstance(members, dict) else members
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in items:
             zf.writestr(name, data)
+        zf.comment = comment[:65535]
 
 
-def rewrite_json(path: Path, member: str, value: Any) -> None:
-    """Replace one JSON member of an archive (``value`` is JSON-serialised unless bytes)."""
-    members = read_members(path)
-    members[member] = value if isinstance(value, bytes) else json.dumps(value).encode()
-    write_members(path, members)
+def manifest_of(members: dict[str, bytes], comment: bytes) -> Any:
+    """The manifest a saved file carries, wherever it is."""
+    if comment.startswith(COMMENT_PREFIX):
+        return json.loads(comment[len(COMMENT_PREFIX) :])
+    return json.loads(members["metadata.json"]).get("layerhub")
+
+
+def with_manifest(
+    members: dict[str, bytes], manifest: Any, place: str
+) -> tuple[dict[str, bytes], bytes]:
+    """``members`` and a zip comment that carry ``manifest`` in ``place`` (and nowhere else)."""
+    metadata = json.loads(members["metadata.json"])
+    metadata.pop("layerhub", None)
+    comment = b""
+    if place == "metadata":
+        metadata["layerhub"] = manifest
+    else:
+        comment = COMMENT_PREFIX + dumps(manifest)
+    return {**members, "metadata.json": dumps(metadata)}, comment
+
+
+def dumps(value: Any) -> bytes:
+    try:
+        return json.dumps(value).encode()
+    except ValueError:  # an int beyond Python's str conversion limit
+        return json.dumps(value, default=str).encode()

@@ -173,11 +173,13 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
     for name, build in (("scale", H.scale_model), ("pam", H.pam_model)):
         path = layerhub.save_model(build(), directory / f"{name}.keras")
         members = H.read_members(path)
+        comment = H.read_comment(path)
         result[name] = {
             "bytes": path.read_bytes(),
             "members": members,
+            "comment": comment,
             "config": json.loads(members["config.json"]),
-            "metadata": json.loads(members["metadata.json"]),
+            "manifest": H.manifest_of(members, comment),
         }
     return result
 
@@ -278,6 +280,7 @@ def test_mutated_config(
     model: str, saved: dict[str, Any], scratch: Path, evil_marker: Path
 ) -> None:
     members: dict[str, bytes] = saved[model]["members"]
+    comment: bytes = saved[model]["comment"]
     config_text = members["config.json"].decode()
     tree = json.loads(config_text)
     paths = list(json_paths(tree))
@@ -309,7 +312,7 @@ def test_mutated_config(
             except (KeyError, IndexError, TypeError):
                 continue  # an earlier change removed this node
         path = scratch / f"config-{model}.keras"
-        H.write_members(path, {**members, "config.json": _dumps(config)})
+        H.write_members(path, {**members, "config.json": H.dumps(config)}, comment)
         load_and_check(path, evil_marker)
 
     run()
@@ -319,13 +322,6 @@ def _get(tree: Any, path: Path_) -> Any:
     for key in path:
         tree = tree[key]
     return tree
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return json.dumps(value).encode()
-    except ValueError:  # an int beyond Python's str conversion limit: write it by hand
-        return json.dumps(value, default=str).encode()
 
 
 # (c) metadata.json and the layerhub manifest ----------------------------------------------------
@@ -338,36 +334,53 @@ def test_mutated_manifest(
     model: str, saved: dict[str, Any], scratch: Path, evil_marker: Path
 ) -> None:
     members: dict[str, bytes] = saved[model]["members"]
-    metadata: dict[str, Any] = saved[model]["metadata"]
-    (registered,) = metadata["layerhub"]["objects"]
+    manifest: dict[str, Any] = saved[model]["manifest"]
+    (registered,) = manifest["objects"]
 
     @PROFILE
     @given(
+        place=st.sampled_from([*H.MANIFEST_PLACES, "raw-comment"]),
         missing=st.booleans(),
         entry=st.fixed_dictionaries(
             {"distribution": st.one_of(manifest_strings, json_values)},
             optional={"version": st.one_of(manifest_strings, json_values)},
         ),
         changes=st.lists(json_values, max_size=2),
+        raw=st.binary(max_size=64),
         data=st.data(),
     )
-    def run(missing: bool, entry: dict[str, Any], changes: list[Any], data: Any) -> None:
+    def run(
+        place: str,
+        missing: bool,
+        entry: dict[str, Any],
+        changes: list[Any],
+        raw: bytes,
+        data: Any,
+    ) -> None:
         config_text = members["config.json"].decode()
-        new_metadata = json.loads(json.dumps(metadata))
         name = registered
         if missing:
             # The plugin is "not installed": now the manifest is what the message is built from.
             name = "layerhub_absent>Foo"
             config_text = config_text.replace(registered, name)
-        new_metadata["layerhub"]["objects"] = {name: entry}
-        for value in changes:
-            where = data.draw(st.sampled_from(list(json_paths(new_metadata))))
-            new_metadata = replace_at(new_metadata, where, value)
+        new_members = {**members, "config.json": config_text.encode()}
+        if place == "raw-comment":  # the prefix, then bytes that need not be JSON or UTF-8
+            new_members, _ = H.with_manifest(new_members, None, "comment")
+            comment = H.COMMENT_PREFIX + raw
+        else:
+            new_manifest = {**json.loads(json.dumps(manifest)), "objects": {name: entry}}
+            new_members, comment = H.with_manifest(new_members, new_manifest, place)
+            # Then replace any node of the manifest, or of metadata.json, with random JSON.
+            tree = json.loads(new_members["metadata.json"]) if place == "metadata" else new_manifest
+            for value in changes:
+                where = data.draw(st.sampled_from(list(json_paths(tree))))
+                tree = replace_at(tree, where, value)
+            if place == "metadata":
+                new_members["metadata.json"] = H.dumps(tree)
+            else:
+                new_members, comment = H.with_manifest(new_members, tree, place)
         path = scratch / f"manifest-{model}.keras"
-        H.write_members(
-            path,
-            {**members, "config.json": config_text.encode(), "metadata.json": _dumps(new_metadata)},
-        )
+        H.write_members(path, new_members, comment)
         load_and_check(path, evil_marker)
 
     run()
