@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import threading
 import time
@@ -121,8 +122,10 @@ def test_import_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
         assert import_timeout() == expected
 
 
-def test_a_real_interrupt_of_the_caller_is_not_swallowed(fake_dist: FakeDist, site: Path) -> None:
-    # Ctrl-C arrives in the main thread, which waits for the importing thread.
+def test_a_real_interrupt_of_the_caller_is_not_swallowed(
+    fake_dist: FakeDist, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C is SIGINT to the main thread, which is waiting for the importing thread.
     (site / "layerhub_test_gate2.py").write_text("import threading\nOPEN = threading.Event()\n")
     import layerhub_test_gate2  # type: ignore[import-not-found]
 
@@ -132,15 +135,18 @@ def test_a_real_interrupt_of_the_caller_is_not_swallowed(fake_dist: FakeDist, si
         "import layerhub_test_gate2\nlayerhub_test_gate2.OPEN.wait(60)\n",
         "Slow",
     )
-    import _thread
-
+    monkeypatch.setenv("LAYERHUB_IMPORT_TIMEOUT", "30")
     registry = Registry()
     registry.get("Scale")
-    timer = threading.Timer(0.3, _thread.interrupt_main)
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    start = time.monotonic()
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             registry.load_plugin("layerhub_slow")
+        assert time.monotonic() - start < 10
     finally:
         timer.cancel()
         layerhub_test_gate2.OPEN.set()
