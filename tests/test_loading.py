@@ -341,3 +341,26 @@ def test_modules_named_in_a_file_are_never_imported(tmp_path: Path, site: Path) 
     assert "custom_objects" in str(caught.value)
     assert "layerhub_sneaky" not in sys.modules
     assert "sneaky_module" not in sys.modules
+
+
+def test_a_replaced_member_is_served_without_copying_the_others(tmp_path: Path) -> None:
+    from layerhub._private import zip_view
+
+    path = tmp_path / "big.zip"
+    weights = np.random.default_rng(0).bytes(4 << 20)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", "{}")
+        zf.writestr("config.json", '{"old": true}')
+        zf.writestr("model.weights.h5", weights)
+        zf.comment = b"kept"
+    before = path.read_bytes()
+    with zip_view.replaced(path, "config.json", b'{"new": true}') as view:
+        with zipfile.ZipFile(view) as zf:
+            assert zf.namelist() == ["metadata.json", "model.weights.h5", "config.json"]
+            assert zf.read("config.json") == b'{"new": true}'
+            assert zf.read("model.weights.h5") == weights
+            assert zf.comment == b"kept"
+            assert zf.testzip() is None
+        # Only the new member and the central directory live in memory; the rest is the file.
+        assert len(view._tail) < 1024  # type: ignore[attr-defined]
+    assert path.read_bytes() == before

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import stat
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, manifest
+from layerhub._private import checks, manifest, zip_view
 from layerhub._private.errors import ModelFileError
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
@@ -95,15 +95,13 @@ def _json_member(archive: zipfile.ZipFile, member: str, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _with_config(file: Path, new_config: dict[str, Any] | None) -> Iterator[Path]:
-    """The file itself, or a temporary copy of it holding ``new_config``."""
+def _with_config(file: Path, new_config: dict[str, Any] | None) -> Iterator[Path | io.RawIOBase]:
+    """The file itself, or a view of it whose config.json is ``new_config``: no weights copied."""
     if new_config is None:
         yield file
         return
-    with tempfile.TemporaryDirectory(prefix="layerhub-") as scratch:
-        copy_path = Path(scratch) / "model.keras"
-        rewrite(file, copy_path, {"config.json": json.dumps(new_config).encode()})
-        yield copy_path
+    with zip_view.replaced(file, "config.json", json.dumps(new_config).encode()) as view:
+        yield view
 
 
 def rewrite(source: Path, target: Path, replacements: dict[str, bytes]) -> None:

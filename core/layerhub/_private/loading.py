@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -78,15 +79,28 @@ def load_model(
         resolved = {n.name for n in needed} | set(objects)
         config = keras2.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
     config = _upgraded(config, opened.manifest, registry)
-    import keras
-
     with (
         opened.source(None if config is opened.config else config) as source,
         keras_errors(opened.path),
     ):
+        return _keras_load(source, objects or None, compile=compile, safe_mode=safe_mode)
+
+
+def _keras_load(
+    source: Path | io.RawIOBase, objects: dict[str, Any] | None, *, compile: bool, safe_mode: bool
+) -> Any:
+    if isinstance(source, Path):
+        import keras
+
         return keras.saving.load_model(
-            source, custom_objects=objects or None, compile=compile, safe_mode=safe_mode
+            source, custom_objects=objects, compile=compile, safe_mode=safe_mode
         )
+    # keras.saving.load_model takes paths only; the .keras loader behind it takes file objects.
+    from keras.src.saving import saving_lib
+
+    return saving_lib.load_model(
+        source, custom_objects=objects, compile=compile, safe_mode=safe_mode
+    )
 
 
 @contextlib.contextmanager

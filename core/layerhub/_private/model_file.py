@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -15,8 +16,9 @@ from layerhub._private.untrusted import shown
 # Keras picks the format by these exact, lower-case suffixes.
 SUFFIXES: Final = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 
-# Given a config to build instead of the saved one (or None), a path Keras can load.
-Source = Callable[[dict[str, Any] | None], AbstractContextManager[Path]]
+# Given a config to build instead of the saved one (or None), what Keras loads: a path, or a
+# file object holding the same archive with that config.
+Source = Callable[[dict[str, Any] | None], AbstractContextManager[Path | io.RawIOBase]]
 
 
 class OpenedModel(NamedTuple):

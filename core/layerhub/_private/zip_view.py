@@ -1,0 +1,105 @@
+"""A zip archive seen with one member replaced, without copying the others.
+
+The view reads the original file up to its central directory and keeps everything after it in
+memory: the replacement member and a new central directory that points at the original
+members where they are. A 1 GiB archive whose config a plugin upgraded costs a few kilobytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class _Overlay(io.RawIOBase):
+    """A file whose first ``base`` bytes are read from ``path`` and whose rest (at first, the
+    original central directory) lives in memory, where writes go."""
+
+    def __init__(self, path: Path, base: int) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._base = base
+        self._file.seek(base)
+        self._tail = bytearray(self._file.read())
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def _size(self) -> int:
+        return self._base + len(self._tail)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        origin = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: self._size()}
+        self._position = origin[whence] + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        if self._position < self._base:
+            self._file.seek(self._position)
+            done = self._file.readinto(view[: self._base - self._position]) or 0
+        start = self._position + done - self._base
+        if done < len(view) and start >= 0:
+            chunk = self._tail[start : start + len(view) - done]
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
+        self._position += done
+        return done
+
+    def write(self, data: Any) -> int:
+        start = self._position - self._base
+        if start < 0:
+            raise OSError("the original archive is read-only")
+        chunk = bytes(data)
+        self._tail[len(self._tail) : start] = bytes(max(0, start - len(self._tail)))
+        self._tail[start : start + len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._position if size is None else size
+        if size < self._base:
+            raise OSError("the original archive is read-only")
+        del self._tail[size - self._base :]
+        return size
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def replaced(path: Path, member: str, data: bytes) -> Iterator[io.RawIOBase]:
+    """``path``'s archive as a readable file object in which ``member`` holds ``data``."""
+    with zipfile.ZipFile(path) as archive:
+        start = archive.start_dir
+    view = _Overlay(path, start)
+    try:
+        # Appending writes from the old central directory on, which lies in the overlay.
+        with zipfile.ZipFile(view, "a") as archive:
+            old = archive.getinfo(member)
+            archive.filelist.remove(old)
+            del archive.NameToInfo[member]
+            new = zipfile.ZipInfo(member, date_time=old.date_time)
+            new.compress_type = old.compress_type
+            archive.writestr(new, data)
+        view.seek(0)
+        yield view
+    finally:
+        view.close()
