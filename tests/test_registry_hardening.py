@@ -295,6 +295,20 @@ def test_conflicting_pair_does_not_stop_load_all_custom_objects_or_doctor(
     assert re.search(r"^ok +layerhub_scale +layerhub-scale ", out, re.M)
 
 
+def test_bare_name_two_plugins_provide_is_left_out_of_custom_objects(
+    fake_dist: FakeDist,
+) -> None:
+    plugin(fake_dist, "layerhub_squat", GOOD.format(plugin="layerhub_squat", cls="Scale"), "Scale")
+    registry = Registry()
+    with pytest.warns(
+        PluginWarning, match=r"Scale is provided as layerhub_scale>Scale, layerhub_sq"
+    ):
+        objects = registry.custom_objects()
+    assert "Scale" not in objects
+    assert objects["PAM"].__name__ == "PAM"
+    assert registry.get("layerhub_squat>Scale") is not registry.get("layerhub_scale>Scale")
+
+
 # -- A. hand-registered plugins, refresh, serialisation -------------------------------------------
 
 

@@ -553,10 +553,14 @@ class Registry:
                 found.setdefault(bare, (name, obj))
         for bare, names in sorted(ambiguous.items()):
             del found[bare]
-            self._warn(
-                f"bare name {bare}",
-                f"provided as {', '.join(sorted(names))}; left out of custom_objects()",
-            )
+            if f"bare name {bare}" not in self._warned:
+                self._warned.add(f"bare name {bare}")
+                warnings.warn(
+                    f"layerhub: {bare} is provided as {', '.join(sorted(names))}; left out of "
+                    "custom_objects(), use the registered names",
+                    PluginWarning,
+                    stacklevel=3,
+                )
         return {bare: obj for bare, (_, obj) in found.items()}
 
     def custom_objects(self) -> dict[str, Any]:
