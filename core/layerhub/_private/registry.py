@@ -288,7 +288,9 @@ class Registry:
 
         The import runs in a daemon thread, waited for at most ``LAYERHUB_IMPORT_TIMEOUT``
         seconds (default 60). Whatever the import raises, ``SystemExit`` and a
-        ``KeyboardInterrupt`` raised by the plugin's code included, marks the plugin broken.
+        ``KeyboardInterrupt`` raised by the plugin's code included, marks the plugin broken. (A
+        plugin therefore cannot install signal handlers while it is imported: only the main
+        thread may.)
 
         Raises:
             PluginNotFoundError: no installed distribution declares that plugin.
@@ -312,7 +314,7 @@ class Registry:
                 _import_keras()
                 module = _import_bounded(first.module, import_timeout())
                 self.plugin_manager.register(module, name=plugin)
-            except (_ImportFailed, Exception) as error:  # registering may raise anything too
+            except Exception as error:  # pluggy's register may raise anything too
                 cause = str(error) if isinstance(error, _ImportFailed) else one_line(error)
                 packages = (plugin, first.module)
                 self._stale[plugin] = {
