@@ -24,6 +24,7 @@ from layerhub.testing import (
     run_in_fresh_interpreter,
     weight_gradients,
 )
+from layerhub.testing.rules import _common, gradients
 
 pytest_plugins = ["pytester"]
 
@@ -297,7 +298,7 @@ def test_wrong_compute_output_shape_breaks_rule_3() -> None:
 
 def test_batch_size_baked_into_build_breaks_rule_3() -> None:
     error = broken_rules(FixedBatch, {}, (2, 3, 4), rules=[3])
-    assert "running the model on a batch of 3 raised" in str(error)
+    assert "running the model on a batch of 3" in str(error)
     assert "never use the batch size of input_shape" in str(error)
 
 
@@ -317,25 +318,27 @@ def test_zero_gate_blocks_gradients_until_initialised_otherwise() -> None:
     check_layer(GatedResidual, {"gamma_initializer": "ones"}, (2, 3), skip=NOT_A_PLUGIN)
 
 
-# TensorFlow refuses to add a float32 constant to bfloat16 inputs; JAX promotes to float32.
-FLOAT32_CONSTANT_SEEN = (
-    "inputs of shape (2, 3) under the 'mixed_bfloat16' policy raised"
-    if keras.backend.backend() == "tensorflow"
-    else "'mixed_bfloat16' output 0 is float32 but the layer declares bfloat16"
-)
+# TensorFlow refuses to add a float32 constant to 16-bit inputs; JAX promotes to float32.
+def _float32_seen(policy: str) -> str:
+    if keras.backend.backend() == "tensorflow":
+        return f"inputs of shape (2, 3) under the {policy!r} policy"
+    return f"{policy!r} output 0 is float32 but the layer declares {policy.removeprefix('mixed_')}"
 
 
-@pytest.mark.parametrize(("layer_cls", "seen"), [
-    (Float32Constant, FLOAT32_CONSTANT_SEEN),
-    (ComputesInFloat32, "'mixed_bfloat16' output 0 is float32 but the layer declares bfloat16"),
-])  # fmt: skip
-def test_float32_computation_under_mixed_precision_breaks_rule_6(
-    layer_cls: type[Any], seen: str
-) -> None:
+@pytest.mark.parametrize("layer_cls", [Float32Constant, ComputesInFloat32])
+def test_float32_computation_under_mixed_precision_breaks_rule_6(layer_cls: type[Any]) -> None:
     before = keras.config.dtype_policy().name
+    seen = (
+        _float32_seen
+        if layer_cls is Float32Constant
+        else lambda p: f"{p!r} output 0 is float32 but the layer declares {p[6:]}"
+    )
+    # Both policies by default, float16 first; one when asked.
     error = broken_rules(layer_cls, {}, (2, 3))
     assert error.rules == [6]
-    assert seen in str(error)
+    assert seen("mixed_float16") in str(error)
+    error = broken_rules(layer_cls, {}, (2, 3), mixed_precision="mixed_bfloat16")
+    assert seen("mixed_bfloat16") in str(error)
     assert keras.config.dtype_policy().name == before
     check_layer(layer_cls, {}, (2, 3), skip=NOT_A_PLUGIN, mixed_precision=None)
 
@@ -347,7 +350,7 @@ def test_multi_input_list_output_layer_passes() -> None:
 @pytest.mark.parametrize(("layer_cls", "init_kwargs", "shape", "rule", "seen"), [
     (ConvInCall, {}, (2, 4, 4, 3), 4, "two calls on the same inputs gave different outputs"),
     (DeadWeight, {}, (2, 3), 5, "weight(s) bias get no gradient"),
-    (FixedBatch, {}, (2, 3), 3, "running the model on a batch of 3 raised"),
+    (FixedBatch, {}, (2, 3), 3, "running the model on a batch of 3"),
 ])  # fmt: skip
 def test_backend_neutral_paths_catch_the_same_mistakes(
     monkeypatch: pytest.MonkeyPatch,
@@ -358,7 +361,8 @@ def test_backend_neutral_paths_catch_the_same_mistakes(
     seen: str,
 ) -> None:
     # What JAX and PyTorch get: no tape, no variable creator, no tf.function.
-    monkeypatch.setattr(_checks, "_tensorflow", lambda: False)
+    monkeypatch.setattr(_common, "tensorflow", lambda: False)
+    monkeypatch.setattr(gradients, "tape_gradients", lambda: False)
     error = broken_rules(layer_cls, init_kwargs, shape, rules=[rule])
     assert seen in error.failures[rule]
 
@@ -420,9 +424,9 @@ def test_assert_roundtrip_reports_outputs_the_file_does_not_reproduce(tmp_path: 
 
 
 def test_rule_numbers_are_checked() -> None:
-    assert sorted(RULES) == [1, 2, 3, 4, 5, 6, 7]
-    with pytest.raises(ValueError, match=r"rules=\[8\]"):
-        check_layer(DeadWeight, {}, (2, 3), rules=[8])
+    assert sorted(RULES) == [1, 2, 3, 4, 5, 6, 7, 8]
+    with pytest.raises(ValueError, match=r"rules=\[9\]"):
+        check_layer(DeadWeight, {}, (2, 3), rules=[9])
 
 
 def test_a_constructor_that_refuses_the_kwargs_is_rule_1() -> None:

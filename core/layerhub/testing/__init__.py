@@ -1,7 +1,7 @@
 """layerhub.testing: the conformance kit for layer plugins.
 
-``check_layer`` checks a layer class against the seven layerhub rules and explains every rule it
-breaks; ``assert_roundtrip`` and ``run_in_fresh_interpreter`` are the fresh-interpreter helpers
+``check_layer`` checks a layer class against the eight layerhub rules (one module each, in
+``layerhub.testing.rules``) and explains every rule it breaks; ``assert_roundtrip`` and ``run_in_fresh_interpreter`` are the fresh-interpreter helpers
 the core's and the plugins' tests share; ``weight_gradients``, ``input_gradients`` and
 ``assert_training_reduces_loss`` are their shared numeric checks. The pytest plugin
 (``layerhub.testing.pytest_plugin``) offers ``check_layer`` as the ``layerhub_check`` fixture
@@ -14,7 +14,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from layerhub.testing._checks import RULES, ConformanceError, check_layer
+    from layerhub.testing._checks import (
+        RULES,
+        ConformanceError,
+        ConformanceNote,
+        ConformanceReport,
+        check_layer,
+    )
     from layerhub.testing._fresh import RoundTripError, assert_roundtrip, run_in_fresh_interpreter
     from layerhub.testing._training import (
         assert_training_reduces_loss,
@@ -26,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "RULES",
     "ConformanceError",
+    "ConformanceNote",
+    "ConformanceReport",
     "RoundTripError",
     "assert_roundtrip",
     "assert_training_reduces_loss",
@@ -39,6 +47,8 @@ __all__ = [
 _HOMES = {
     "RULES": "_checks",
     "ConformanceError": "_checks",
+    "ConformanceNote": "_checks",
+    "ConformanceReport": "_checks",
     "check_layer": "_checks",
     "RoundTripError": "_fresh",
     "assert_roundtrip": "_fresh",

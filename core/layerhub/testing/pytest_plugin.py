@@ -59,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture
-def layerhub_check(tmp_path: Path) -> Callable[..., None]:
+def layerhub_check(tmp_path: Path) -> Callable[..., Any]:
     """``layerhub.testing.check_layer``, writing its files into this test's ``tmp_path``."""
     from layerhub.testing import check_layer
 

@@ -1,0 +1,57 @@
+"""Rule 2: saved with layerhub, loaded in a fresh interpreter, the model gives the same outputs."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import keras
+
+from layerhub.testing._fresh import RoundTripError, assert_roundtrip
+from layerhub.testing.rules._common import Broken, Case, doing, model, summary
+
+
+def check(case: Case) -> None:
+    __tracebackhide__ = True
+    with doing("building a model of the layer on keras.Input"):
+        built = model(case, case.new_layer())
+    with tempfile.TemporaryDirectory(prefix="layerhub-check-") as scratch:
+        directory = case.tmp_path / case.cls.__name__ if case.tmp_path else Path(scratch)
+        try:
+            assert_roundtrip(
+                built, case.arg(case.inputs), directory, atol=case.atol, rtol=case.rtol
+            )
+        except RoundTripError as error:
+            raise _explained(case, error) from None
+        except Exception as error:  # saving runs the layer's own get_config and friends
+            raise Broken(f"saving with layerhub.save_model raised {summary(error)}") from error
+
+
+def _explained(case: Case, error: RoundTripError) -> Broken:
+    """The round trip's report, or the cause another rule names better."""
+    if "fresh interpreter failed" not in error.seen:
+        return Broken(error.seen, error.fix)
+    name = str(keras.saving.get_registered_name(case.cls))
+    if "MissingPluginError" in error.seen and not case.registry.plugin_for(name):
+        package = case.cls.__module__.partition(".")[0]
+        if any(record.plugin == package for record in case.registry.list()):
+            return Broken(
+                f"the fresh interpreter cannot find {name!r}: the plugin {package} is installed, "
+                f"but its installed entry points do not list {case.cls.__name__} (they were "
+                "written when the plugin was installed, before this layer was added)",
+                "reinstall the plugin so that its entry points are written again: "
+                "pip install -e <plugin directory> (see rule 7)",
+                cause=7,
+            )
+        return Broken(
+            f"the fresh interpreter cannot find {name!r}: no installed plugin declares it",
+            "see rule 7: the layer must come from an installed plugin",
+            cause=7,
+        )
+    if "bytecode" in error.seen or "__lambda__" in error.seen:
+        return Broken(
+            f"{error.seen.partition(': ')[0]}: the config holds a Python lambda (see rule 1)",
+            "use a built-in or registered initializer instead of a lambda (see rule 1)",
+            cause=1,
+        )
+    return Broken(error.seen, error.fix)
