@@ -362,5 +362,17 @@ def test_a_replaced_member_is_served_without_copying_the_others(tmp_path: Path) 
             assert zf.comment == b"kept"
             assert zf.testzip() is None
         # Only the new member and the central directory live in memory; the rest is the file.
-        assert len(view._tail) < 1024  # type: ignore[attr-defined]
+        assert len(view.raw._tail) < 1024  # type: ignore[attr-defined]
     assert path.read_bytes() == before
+
+
+def test_saved_files_get_the_permissions_a_plain_write_gives(tmp_path: Path) -> None:
+    import os
+
+    path = layerhub.save_model(scale_model(), tmp_path / "new.keras")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    path.chmod(0o640)
+    layerhub.save_model(scale_model(), path)  # overwriting keeps the file's mode
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -95,7 +95,9 @@ def _json_member(archive: zipfile.ZipFile, member: str, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _with_config(file: Path, new_config: dict[str, Any] | None) -> Iterator[Path | io.RawIOBase]:
+def _with_config(
+    file: Path, new_config: dict[str, Any] | None
+) -> Iterator[Path | io.BufferedReader]:
     """The file itself, or a view of it whose config.json is ``new_config``: no weights copied."""
     if new_config is None:
         yield file

@@ -87,7 +87,11 @@ def load_model(
 
 
 def _keras_load(
-    source: Path | io.RawIOBase, objects: dict[str, Any] | None, *, compile: bool, safe_mode: bool
+    source: Path | io.BufferedReader,
+    objects: dict[str, Any] | None,
+    *,
+    compile: bool,
+    safe_mode: bool,
 ) -> Any:
     if isinstance(source, Path):
         import keras
@@ -129,6 +133,9 @@ def _upgraded(config: dict[str, Any], saved: Manifest | None, registry: Registry
     }
     if not stale:
         return config
+    # Keras may already resolve the names (the plugin imported by hand); the hooks need the
+    # plugin loaded into the registry all the same.
+    registry.load_for(stale)
     upgraded = copy.deepcopy(config)
     changed = False
     for node in _nodes_named(upgraded, stale):

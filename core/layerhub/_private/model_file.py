@@ -18,7 +18,7 @@ SUFFIXES: Final = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 
 # Given a config to build instead of the saved one (or None), what Keras loads: a path, or a
 # file object holding the same archive with that config.
-Source = Callable[[dict[str, Any] | None], AbstractContextManager[Path | io.RawIOBase]]
+Source = Callable[[dict[str, Any] | None], AbstractContextManager[Path | io.BufferedReader]]
 
 
 class OpenedModel(NamedTuple):

@@ -168,6 +168,6 @@ def missing_entry(name: str, entry: Entry | None) -> Missing:
     )
     return Missing(
         name,
-        note=f"the file says it was saved with {said}; no installed plugin provides {package}, "
-        f"and {where}; check before installing",
+        note=f"suspicious: the file says it was saved with {said}; no installed plugin provides "
+        f"{package}, and {where}; check before installing",
     )

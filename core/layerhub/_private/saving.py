@@ -61,6 +61,8 @@ def save_model(model: Any, path: str | os.PathLike[str], *, registry: Registry =
         ) from error
     os.close(fd)
     temporary = Path(name)
+    # mkstemp makes the file private (0600); the saved model gets the mode a plain write would.
+    os.chmod(temporary, _mode_for(target))
     try:
         keras.saving.save_model(model, temporary)
         _add_manifest(temporary, registry)
@@ -109,6 +111,22 @@ def provenance(
         if records:
             found[name] = (records[0].distribution or None, records[0].version or None)
     return found
+
+
+def _mode_for(target: Path) -> int:
+    """The existing file's permissions, or what the process umask gives a new file."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        pass
+    # The umask can only be read by setting it; /proc tells without a window for other threads.
+    try:
+        status = Path("/proc/self/status").read_text()
+        umask = int(status.split("Umask:")[1].split()[0], 8)
+    except (OSError, IndexError, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _flush(file: Path) -> None:

@@ -85,7 +85,7 @@ class _Overlay(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def replaced(path: Path, member: str, data: bytes) -> Iterator[io.RawIOBase]:
+def replaced(path: Path, member: str, data: bytes) -> Iterator[io.BufferedReader]:
     """``path``'s archive as a readable file object in which ``member`` holds ``data``."""
     with zipfile.ZipFile(path) as archive:
         start = archive.start_dir
@@ -100,6 +100,7 @@ def replaced(path: Path, member: str, data: bytes) -> Iterator[io.RawIOBase]:
             new.compress_type = old.compress_type
             archive.writestr(new, data)
         view.seek(0)
-        yield view
+        # Buffered as open() would be: large reads go straight into the caller's buffer.
+        yield io.BufferedReader(view, buffer_size=1 << 20)
     finally:
         view.close()
