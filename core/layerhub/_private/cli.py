@@ -187,15 +187,6 @@ def _parameter_strings(params: Sequence[inspect.Parameter]) -> list[str]:
     return parts
 
 
-def _legacy_names(plugin: str, obj: Any) -> list[str]:
-    """The Keras 2 names the plugin's ``layerhub_legacy_names`` hook maps to ``obj``."""
-    names: set[str] = set()
-    for impl in registry.hook.layerhub_legacy_names.get_hookimpls():
-        if impl.plugin_name == plugin:
-            names.update(name for name, value in (impl.function() or {}).items() if value is obj)
-    return sorted(names)
-
-
 # -- inspect --------------------------------------------------------------------------------------
 
 
