@@ -33,6 +33,18 @@ class PAM(keras.layers.Layer):
     Every position attends to all others, masked or not, so the layer does
     not take or propagate a Keras mask.
 
+    Memory: the dense computation holds `N x N` scores per image (and a few
+    more of that size for the gradient), which at 96x96 is 85M floats per
+    image. With `attention_chunk_size` the same result is computed exactly,
+    a block of query positions at a time: the softmax runs over keys, so each
+    block of queries needs only its own `chunk x N` slice of scores. A custom
+    gradient recomputes the slices in the backward pass (one block of keys at
+    a time) instead of keeping them, so a training step holds one
+    `chunk x N` slice per image at a time. The default, `"auto"`, uses the
+    dense computation for maps of up to 4096 positions (64x64), where it is
+    faster, and blocks of 1024 query positions above that, or when the
+    spatial size is unknown while tracing.
+
     The key projection has no bias even when `use_bias=True`: a key bias adds
     `q_i . b_k` to every score of row `i`, which the softmax cancels, so it
     would be a weight that never affects the output and never gets a gradient.
@@ -70,6 +82,15 @@ class PAM(keras.layers.Layer):
             `"zeros"`.
         gamma_regularizer: Optional regularizer for `gamma`.
         gamma_constraint: Optional constraint for `gamma`.
+        attention_chunk_size: How the `N x N` attention is evaluated. `"auto"`
+            (the default) picks the dense computation for maps of at most
+            4096 positions and chunks of 1024 query positions above that (or
+            when `height * width` is unknown while tracing). A positive
+            integer always chunks, with at most that many query positions per
+            chunk (`N` need not be a multiple: the chunks are evened out and
+            the last one is padded, then cut off). `None` always uses the
+            dense computation. Both give the same result, up to float
+            rounding.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:
@@ -94,6 +115,7 @@ class PAM(keras.layers.Layer):
         gamma_initializer: Any = "zeros",
         gamma_regularizer: Any = None,
         gamma_constraint: Any = None,
+        attention_chunk_size: int | str | None = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,6 +129,24 @@ class PAM(keras.layers.Layer):
             )
         if not isinstance(use_bias, bool):
             raise ValueError(f"`use_bias` must be a boolean. Received: use_bias={use_bias!r}")
+        if not (
+            attention_chunk_size is None
+            or (isinstance(attention_chunk_size, str) and attention_chunk_size == "auto")
+            or (
+                isinstance(attention_chunk_size, numbers.Integral)
+                and not isinstance(attention_chunk_size, bool)
+                and attention_chunk_size >= 1
+            )
+        ):
+            raise ValueError(
+                '`attention_chunk_size` must be "auto", None or a positive integer. '
+                f"Received: attention_chunk_size={attention_chunk_size!r}"
+            )
+        self.attention_chunk_size = (
+            attention_chunk_size
+            if attention_chunk_size is None or isinstance(attention_chunk_size, str)
+            else int(attention_chunk_size)
+        )
         self.reduction = int(reduction)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -164,22 +204,30 @@ class PAM(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         shape = ops.shape(inputs)
-        batch = shape[0]
-        query = ops.reshape(self.query_conv(inputs), (batch, -1, self._key_channels))
-        key = ops.reshape(self.key_conv(inputs), (batch, -1, self._key_channels))
-        value = ops.reshape(self.value_conv(inputs), (batch, -1, self._channels))
+        # The 1x1 convolutions are matmuls over the flattened map, with the convolutions'
+        # kernels: no reshape back to 4D and forth in between.
+        height, width = inputs.shape[1], inputs.shape[2]
+        positions = None if height is None or width is None else height * width
+        flat = ops.reshape(inputs, (shape[0], -1 if positions is None else positions, shape[-1]))
+        query, key, value = self._project(flat)
 
+        chunk = self._chunk_for(positions)
         # Scores are sums over channels of unnormalised features and can exceed
         # the float16 range, so the scores and the softmax use float32.
-        energy = ops.matmul(
-            ops.cast(query, "float32"),
-            ops.transpose(ops.cast(key, "float32"), (0, 2, 1)),
-        )
-        attention = ops.cast(ops.softmax(energy, axis=-1), self.compute_dtype)
+        query, key = _float32(query), _float32(key)
+        if chunk is None:
+            energy = ops.matmul(query, ops.transpose(key, (0, 2, 1)))
+            attention = ops.softmax(energy, axis=-1)
+            if self.compute_dtype != "float32":
+                attention = ops.cast(attention, self.compute_dtype)
+            out = ops.matmul(attention, value)
+        else:
+            out = _chunked_attention(query, key, _float32(value), chunk)
+            if self.compute_dtype != "float32":
+                out = ops.cast(out, self.compute_dtype)
 
-        out = ops.reshape(ops.matmul(attention, value), shape)
         gamma = ops.cast(self.gamma, self.compute_dtype)
-        return gamma * out + inputs
+        return gamma * ops.reshape(out, shape) + inputs
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)
@@ -199,9 +247,28 @@ class PAM(keras.layers.Layer):
                 "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
                 "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
                 "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
+                "attention_chunk_size": self.attention_chunk_size,
             }
         )
         return config
+
+    def _project(self, flat: Any) -> tuple[Any, Any, Any]:
+        """Query, key and value of ``flat`` (batch, N, C): the 1x1 convolutions as matmuls."""
+
+        def project(conv: keras.layers.Conv2D) -> Any:
+            kernel = ops.reshape(ops.cast(conv.kernel, self.compute_dtype), (self._channels, -1))
+            out = ops.matmul(flat, kernel)
+            return out + ops.cast(conv.bias, self.compute_dtype) if conv.use_bias else out
+
+        return project(self.query_conv), project(self.key_conv), project(self.value_conv)
+
+    def _chunk_for(self, positions: int | None) -> int | None:
+        """Query positions per chunk for a map of ``positions`` (None: unknown), or None: dense."""
+        if self.attention_chunk_size != "auto":
+            return self.attention_chunk_size  # type: ignore[return-value]
+        if positions is not None and positions <= _AUTO_DENSE_MAX_POSITIONS:
+            return None
+        return _AUTO_CHUNK_SIZE
 
     def _projection(
         self, name: str, filters: int, use_bias: bool, index: int
@@ -219,6 +286,117 @@ class PAM(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
+
+
+# attention_chunk_size="auto": dense up to this many positions (64x64), where it is faster and
+# its N x N scores are at most 64 MiB per image; chunks of this many query positions above.
+_AUTO_DENSE_MAX_POSITIONS = 4096
+_AUTO_CHUNK_SIZE = 1024
+
+
+def _float32(x: Any) -> Any:
+    return x if keras.backend.standardize_dtype(x.dtype) == "float32" else ops.cast(x, "float32")
+
+
+def _chunk_plan(n: Any, chunk: int) -> tuple[Any, Any]:
+    """(number of chunks, positions per chunk) covering ``n`` positions, chunks evened out.
+
+    ``n`` is an int, or a scalar tensor when the spatial size is unknown while tracing. The
+    chunks are as even as possible, so the padding is less than one position per chunk.
+    """
+    if isinstance(n, int):
+        count = max(1, -(-n // chunk))
+        return count, -(-n // count)
+    n = ops.cast(n, "int32")
+    count = ops.maximum((n + chunk - 1) // chunk, 1)
+    return count, (n + count - 1) // count
+
+
+def _split(x: Any, count: Any, size: Any) -> Any:
+    """(batch, N, D) -> (count, batch, size, D), zero-padding N up to count * size."""
+    n = ops.shape(x)[1]
+    x = ops.pad(x, ((0, 0), (0, count * size - n), (0, 0)))
+    x = ops.reshape(x, (ops.shape(x)[0], count, size, ops.shape(x)[-1]))
+    return ops.transpose(x, (1, 0, 2, 3))
+
+
+def _join(x: Any, n: Any) -> Any:
+    """(count, batch, size, D) -> (batch, n, D): the inverse of ``_split``."""
+    x = ops.transpose(x, (1, 0, 2, 3))
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], -1, shape[-1]))[:, :n]
+
+
+def _chunked_attention(query: Any, key: Any, value: Any, chunk: int) -> Any:
+    """``softmax(query @ key^T) @ value`` for float32 (batch, N, D) inputs, in chunks.
+
+    The forward pass takes the queries a chunk at a time (the softmax runs over keys, so each
+    query chunk is exact on its own) and keeps only the output and the log-sum-exp of each
+    score row. The gradient recomputes the scores a chunk of keys at a time from those, as in
+    FlashAttention: with ``P = exp(S - lse)`` and ``delta = rowsum(dO * O)``,
+    ``dV_j = P_j^T dO``, ``dS_j = P_j * (dO V_j^T - delta)``, ``dK_j = dS_j^T Q`` and
+    ``dQ = sum_j dS_j K_j``. Only a ``chunk x N`` slice of scores per image exists at a time.
+
+    The loops are ``keras.ops.scan``, which runs its steps one after another on every backend
+    (TensorFlow's ``while_loop`` would otherwise overlap up to ten) and takes a chunk count
+    known only at run time. Its TensorFlow version stacks outputs shaped like the carry, so
+    each step returns its carry as its output.
+    """
+
+    @ops.custom_gradient
+    def attend(query: Any, key: Any, value: Any) -> Any:
+        n = ops.shape(query)[1]
+        count, size = _chunk_plan(n, chunk)
+        batch = ops.shape(query)[0]
+
+        def forward(carry: Any, q: Any) -> Any:
+            scores = ops.einsum("bqc,bkc->bqk", q, key)
+            top = ops.max(scores, axis=-1, keepdims=True)
+            weights = ops.exp(scores - top)
+            total = ops.sum(weights, axis=-1, keepdims=True)
+            result = (ops.matmul(weights, value) / total, top + ops.log(total))
+            return result, result
+
+        init = (
+            ops.zeros((batch, size, ops.shape(value)[-1]), "float32"),
+            ops.zeros((batch, size, 1), "float32"),
+        )
+        _, (out, lse) = ops.scan(forward, init, _split(query, count, size))
+        out = _join(out, n)
+        lse = _join(lse, n)
+
+        def grad(*args: Any, upstream: Any = None) -> Any:
+            if upstream is None:
+                (upstream,) = args
+            d_out = ops.cast(upstream, "float32")
+            delta = ops.sum(d_out * out, axis=-1, keepdims=True)
+            # Zero-padded keys and values are harmless here: a zero key row adds nothing to
+            # dQ, and the padded rows of dK and dV are cut off.
+            key_count, key_size = _chunk_plan(n, chunk)
+
+            def backward(carry: Any, kv: Any) -> Any:
+                k, v = kv
+                d_query = carry[2]
+                weights = ops.exp(ops.einsum("bqc,bkc->bqk", query, k) - lse)
+                d_value = ops.einsum("bqk,bqc->bkc", weights, d_out)
+                d_scores = weights * (ops.einsum("bqc,bkc->bqk", d_out, v) - delta)
+                d_key = ops.einsum("bqk,bqc->bkc", d_scores, query)
+                d_query = d_query + ops.matmul(d_scores, k)
+                result = (d_key, d_value, d_query)
+                return result, result
+
+            init = (
+                ops.zeros((batch, key_size, ops.shape(key)[-1]), "float32"),
+                ops.zeros((batch, key_size, ops.shape(value)[-1]), "float32"),
+                ops.zeros_like(query),
+            )
+            keys = (_split(key, key_count, key_size), _split(value, key_count, key_size))
+            (_, _, d_query), (d_key, d_value, _) = ops.scan(backward, init, keys)
+            return d_query, _join(d_key, n), _join(d_value, n)
+
+        return out, grad
+
+    return attend(query, key, value)
 
 
 def _own_initializer(initializer: Any, index: int) -> Any:

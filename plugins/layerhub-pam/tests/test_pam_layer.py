@@ -294,6 +294,7 @@ NON_DEFAULT_KWARGS = {
     "gamma_initializer": "ones",
     "gamma_regularizer": "l2",
     "gamma_constraint": "non_neg",
+    "attention_chunk_size": 64,
 }
 
 
