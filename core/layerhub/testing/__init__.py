@@ -1,12 +1,12 @@
 """layerhub.testing: the conformance kit for layer plugins.
 
 ``check_layer`` checks a layer class against the eight layerhub rules (one module each, in
-``layerhub.testing.rules``) and explains every rule it breaks; ``assert_roundtrip`` and ``run_in_fresh_interpreter`` are the fresh-interpreter helpers
-the core's and the plugins' tests share; ``weight_gradients``, ``input_gradients`` and
-``assert_training_reduces_loss`` are their shared numeric checks. The pytest plugin
-(``layerhub.testing.pytest_plugin``) offers ``check_layer`` as the ``layerhub_check`` fixture
-and, with ``--layerhub-conformance``, checks every installed layer. Importing this module
-imports neither keras nor numpy; the first use does.
+``layerhub.testing.rules``) and explains every rule it breaks; ``assert_roundtrip`` and
+``run_in_fresh_interpreter`` are the fresh-interpreter helpers the core's and the plugins' tests
+share; ``weight_gradients``, ``input_gradients`` and ``assert_training_reduces_loss`` are their
+shared numeric checks. The pytest plugin (``layerhub.testing.pytest_plugin``) offers
+``check_layer`` as the ``layerhub_check`` fixture and, with ``--layerhub-conformance``, checks
+every installed layer. Importing this module imports neither keras nor numpy; the first use does.
 """
 
 from __future__ import annotations

@@ -240,6 +240,8 @@ def _error(case: Case, broken: Mapping[int, Broken]) -> ConformanceError:
             fix = f"fix rule {cause} first; this failure should then go away"
         else:
             seen, fix = error.seen, error.fix or DEFAULT_FIX[rule]
+            if rule == error.cause:  # the pointer to itself adds nothing
+                seen = seen.replace(f" (weights are being created in call(): see rule {rule})", "")
         failures[rule] = _message(rule, case, seen, fix)
     roots = [r for r in sorted(broken) if r not in consequences]
     first = broken[roots[0]] if roots else next(iter(broken.values()))

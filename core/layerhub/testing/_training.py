@@ -23,9 +23,11 @@ def weight_gradients(
 ) -> list[np.ndarray[Any, Any] | None]:
     """Gradients of a loss on ``layer(inputs)`` with respect to ``layer.trainable_weights``.
 
-    Uses ``tf.GradientTape`` on the TensorFlow backend and ``jax.grad`` of the layer's
+    Uses ``tf.GradientTape`` on the TensorFlow backend, ``jax.grad`` of the layer's
     ``stateless_call`` on JAX (where a weight the loss does not depend on gets zeros, not
-    ``None``); on any other backend it calls ``pytest.skip``. An unbuilt layer is built by the
+    ``None``) and ``torch.autograd.grad`` on PyTorch (with respect to each Keras variable's
+    ``.value``, the ``torch.nn.Parameter`` Keras' own torch trainer differentiates); on any
+    other backend it calls ``pytest.skip``. An unbuilt layer is built by the
     call, so its weights are the ones the call creates.
 
     Example:
@@ -101,12 +103,14 @@ def _gradients(
     keras3_layer = isinstance(layer, keras.layers.Layer)
     if keras3_layer and keras.backend.backend() == "jax":
         return _jax_gradients(layer, inputs, loss, training)
+    if keras3_layer and keras.backend.backend() == "torch":
+        return _torch_gradients(layer, inputs, loss, training)
     # A tf-keras layer (a reference in parity tests) always runs on TensorFlow.
     if keras3_layer and not _tensorflow():
         import pytest
 
         pytest.skip(
-            "layerhub.testing gradients need the TensorFlow or JAX backend; "
+            "layerhub.testing gradients need the TensorFlow, JAX or PyTorch backend; "
             f"the Keras backend is {keras.backend.backend()!r}"
         )
     import tensorflow as tf
@@ -154,6 +158,43 @@ def _jax_gradients(
     computed = iter(by_input)
     input_grads = [np.asarray(next(computed)) if f else None for f in floating]
     return [np.asarray(g) for g in by_weight], input_grads
+
+
+def _torch_gradients(
+    layer: Any, inputs: Any, loss: Loss | None, training: bool | None
+) -> tuple[list[np.ndarray[Any, Any] | None], list[np.ndarray[Any, Any] | None]]:
+    """The same gradients through ``torch.autograd.grad``, as Keras' torch trainer takes them.
+
+    The sources are the inputs (as leaf tensors that require a gradient) and each trainable
+    variable's ``.value``, the ``torch.nn.Parameter`` the layer reads; ``allow_unused`` gives
+    ``None`` for a source the loss does not depend on, as the tape does.
+    """
+    import torch
+
+    kwargs = {} if training is None else {"training": training}
+    tensors = keras.tree.map_structure(lambda x: ops.convert_to_tensor(x).detach().clone(), inputs)
+    flat = keras.tree.flatten(tensors)
+    for tensor in flat:
+        if tensor.is_floating_point():
+            tensor.requires_grad_(True)
+    with torch.enable_grad():
+        outputs = layer(tensors, **kwargs)
+        value = _sum_of_squares(outputs) if loss is None else loss(outputs)
+        # Read after the call, which builds an unbuilt layer.
+        weights = list(layer.trainable_weights)
+        sources = [w.value if isinstance(w, keras.Variable) else w for w in weights]
+        wanted = [*sources, *flat]
+        differentiable = [i for i, t in enumerate(wanted) if t.requires_grad]
+        found = torch.autograd.grad(
+            ops.convert_to_tensor(value),
+            [wanted[i] for i in differentiable],
+            allow_unused=True,
+        )
+    grads: list[Any] = [None] * len(wanted)
+    for index, grad in zip(differentiable, found, strict=True):
+        grads[index] = grad
+    arrays = [None if g is None else ops.convert_to_numpy(g.detach()) for g in grads]
+    return arrays[: len(weights)], arrays[len(weights) :]
 
 
 def _sum_of_squares(outputs: Any) -> Any:

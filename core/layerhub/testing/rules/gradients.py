@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Final
 
 import keras
@@ -78,7 +79,10 @@ def _by_tape(case: Case, layer: Any) -> list[float]:
 
     what = f"calling the layer on inputs of shape {show(case.shape_arg())} to differentiate it"
     with doing(what):
-        grads = weight_gradients(layer, case.arg(case.inputs), loss, training=True)
+        # stateless_call (JAX) passes training= on even to a call() that does not take it.
+        takes = "training" in inspect.signature(layer.call).parameters
+        training = True if takes else None
+        grads = weight_gradients(layer, case.arg(case.inputs), loss, training=training)
     return [0.0 if g is None or not g.size else float(np.max(np.abs(g))) for g in grads]
 
 

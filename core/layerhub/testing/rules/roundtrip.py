@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 from layerhub.testing._fresh import RoundTripError, assert_roundtrip
-from layerhub.testing.rules._common import Broken, Case, doing, model, summary
+from layerhub.testing.rules._common import Broken, Case, broken_by, doing, model
 
 
 def check(case: Case) -> None:
@@ -24,7 +24,7 @@ def check(case: Case) -> None:
         except RoundTripError as error:
             raise _explained(case, error) from None
         except Exception as error:  # saving runs the layer's own get_config and friends
-            raise Broken(f"saving with layerhub.save_model raised {summary(error)}") from error
+            raise broken_by(error, "saving with layerhub.save_model") from error
 
 
 def _explained(case: Case, error: RoundTripError) -> Broken:
@@ -45,7 +45,9 @@ def _explained(case: Case, error: RoundTripError) -> Broken:
             )
         return Broken(
             f"the fresh interpreter cannot find {name!r}: no installed plugin declares it",
-            "see rule 7: the layer must come from an installed plugin",
+            "the layer must come from an installed plugin (see rule 7): list it in the plugin's "
+            'pyproject.toml under [project.entry-points."layerhub.layers"], return it from '
+            "the layerhub_layers hook, and reinstall the plugin (pip install -e .)",
             cause=7,
         )
     if "bytecode" in error.seen or "__lambda__" in error.seen:
