@@ -374,8 +374,10 @@ def _chunked_attention(query: Any, key: Any, value: Any, chunk: int) -> Any:
             # dQ, and the padded rows of dK and dV are cut off.
             key_count, key_size = _chunk_plan(n, chunk)
 
+            key_channels = key.shape[-1]
+
             def backward(carry: Any, kv: Any) -> Any:
-                k, v = kv
+                k, v = kv[..., :key_channels], kv[..., key_channels:]
                 d_query = carry[2]
                 weights = ops.exp(ops.einsum("bqc,bkc->bqk", query, k) - lse)
                 d_value = ops.einsum("bqk,bqc->bkc", weights, d_out)
@@ -386,11 +388,13 @@ def _chunked_attention(query: Any, key: Any, value: Any, chunk: int) -> Any:
                 return result, result
 
             init = (
-                ops.zeros((batch, key_size, ops.shape(key)[-1]), "float32"),
+                ops.zeros((batch, key_size, key_channels), "float32"),
                 ops.zeros((batch, key_size, ops.shape(value)[-1]), "float32"),
                 ops.zeros_like(query),
             )
-            keys = (_split(key, key_count, key_size), _split(value, key_count, key_size))
+            # One sequence to scan over: Keras' TensorFlow scan cannot check the length of
+            # several when it is unknown while tracing.
+            keys = _split(ops.concatenate([key, value], axis=-1), key_count, key_size)
             (_, _, d_query), (d_key, d_value, _) = ops.scan(backward, init, keys)
             return d_query, _join(d_key, n), _join(d_value, n)
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import keras
 import numpy as np
 import pytest
 from layerhub_pam.pam_layer import PAM
 
-from layerhub.testing import assert_training_reduces_loss, check_layer, weight_gradients
+from layerhub.testing import (
+    assert_training_reduces_loss,
+    check_layer,
+    input_gradients,
+    weight_gradients,
+)
 
 CHANNELS = 16
 
@@ -421,3 +427,169 @@ def test_seeded_initializer_stays_reproducible_and_in_the_config():
     # The per-projection copies are internal: the config keeps the initializer as given.
     assert first.get_config()["kernel_initializer"]["config"]["seed"] == 3
     assert PAM.from_config(first.get_config()).get_config() == first.get_config()
+
+
+# --------------------------------------------------------------------------- chunked attention
+
+
+def _pair(chunk, input_shape=(None, None, None, CHANNELS), seed=0, **kwargs):
+    """A dense PAM and a chunked one with the same random non-zero weights."""
+    dense, w = built_layer(input_shape, seed=seed, attention_chunk_size=None, **kwargs)
+    chunked = PAM(attention_chunk_size=chunk, **kwargs)
+    chunked.build(input_shape)
+    chunked.set_weights(dense.get_weights())
+    return dense, chunked, w
+
+
+def _assert_close(actual, expected):
+    # 1e-5 relative to the largest entry: gradients sum over N positions and reach ~1e2.
+    expected = np.asarray(expected)
+    np.testing.assert_allclose(
+        actual, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max()))
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunk"),
+    [
+        ((2, 5, 6, CHANNELS), 7),  # N = 30, not a multiple of the chunk: padded last chunk
+        ((2, 8, 8, CHANNELS), 16),  # N = 64, a multiple
+        ((1, 9, 7, CHANNELS), 1),  # one query per chunk
+        ((2, 3, 3, CHANNELS), 100),  # one chunk bigger than the map
+        ((1, 16, 17, CHANNELS), 50),  # N = 272, 6 chunks evened out to 46
+    ],
+)
+def test_chunked_equals_dense_outputs_and_gradients(shape, chunk):
+    dense, chunked, w = _pair(chunk)
+    rng = np.random.default_rng(sum(shape) + chunk)
+    x = rng.normal(size=shape).astype("float32")
+    upstream = rng.normal(size=shape).astype("float32")
+
+    def loss(y):
+        return keras.ops.sum(y * upstream)
+
+    expected = keras.ops.convert_to_numpy(dense(x))
+    _assert_close(keras.ops.convert_to_numpy(chunked(x)), expected)
+    np.testing.assert_allclose(expected, pam_reference(x, **w), rtol=1e-4, atol=1e-4)
+    for got, want in zip(
+        weight_gradients(chunked, x, loss), weight_gradients(dense, x, loss), strict=True
+    ):
+        assert np.abs(want).max() > 1e-3
+        _assert_close(got, want)
+    (got,) = input_gradients(chunked, x, loss)
+    (want,) = input_gradients(dense, x, loss)
+    _assert_close(got, want)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_chunked_with_unknown_spatial_size(jit_compile):
+    # Traced with None height and width, the chunk count is a tensor: the loops are
+    # keras.ops.scan, and N = 7 * 5 = 35 is not a multiple of the chunk of 8.
+    dense, chunked, _ = _pair(8)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 7, 5, CHANNELS)).astype("float32")
+    y = rng.normal(size=x.shape).astype("float32")
+
+    def train_step(layer, jit):
+        inputs = keras.Input((None, None, CHANNELS))
+        model = keras.Model(inputs, layer(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=jit)
+        return model
+
+    reference = train_step(dense, False)
+    model = train_step(chunked, jit_compile)
+    _assert_close(model.predict(x, verbose=0), reference.predict(x, verbose=0))
+    model.train_on_batch(x, y)
+    reference.train_on_batch(x, y)
+    for got, want in zip(chunked.get_weights(), dense.get_weights(), strict=True):
+        _assert_close(got, want)
+
+
+def test_chunked_gradients_under_unknown_spatial_size_tensorflow():
+    # tf.function with a None-shaped signature: the chunk plan is computed in the graph.
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a traced unknown spatial size exists only on TensorFlow (JAX specialises)")
+    import tensorflow as tf
+
+    dense, chunked, _ = _pair(4)
+    x = np.random.default_rng(4).normal(size=(1, 3, 5, CHANNELS)).astype("float32")
+
+    def grads(layer):
+        @tf.function(input_signature=[tf.TensorSpec((None, None, None, CHANNELS))])
+        def run(inputs):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                loss = tf.reduce_sum(tf.square(layer(inputs)))
+            return tape.gradient(loss, [inputs, *[w.value for w in layer.trainable_weights]])
+
+        return [g.numpy() for g in run(x)]
+
+    for got, want in zip(grads(chunked), grads(dense), strict=True):
+        _assert_close(got, want)
+
+
+def test_chunked_jit_compile_trains():
+    dense, chunked, w = _pair(16, input_shape=(None, 6, 6, CHANNELS))
+    x = np.random.default_rng(5).normal(size=(4, 6, 6, CHANNELS)).astype("float32")
+    inputs = keras.Input((6, 6, CHANNELS))
+    model = keras.Model(inputs, chunked(inputs))
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    _assert_close(model.predict(x, verbose=0), keras.ops.convert_to_numpy(dense(x)))
+    history = model.fit(x, np.zeros_like(x), epochs=2, batch_size=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_chunked_mixed_precision(policy, x):
+    compute = policy.split("_")[1]
+    layer, w = built_layer(dtype=policy, attention_chunk_size=7)
+    y = layer(x)
+    assert keras.backend.standardize_dtype(y.dtype) == compute
+    y = keras.ops.convert_to_numpy(keras.ops.cast(y, "float32"))
+    tol = 5e-2 if compute == "float16" else 2e-1
+    np.testing.assert_allclose(y, pam_reference(x, **w), rtol=tol, atol=tol)
+    grads = weight_gradients(layer, x)
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
+
+
+def test_auto_picks_dense_for_small_maps_and_chunks_for_large():
+    layer = PAM()
+    assert layer.attention_chunk_size == "auto"
+    assert layer._chunk_for(64 * 64) is None
+    assert layer._chunk_for(64 * 64 + 1) == 1024
+    assert layer._chunk_for(None) == 1024  # unknown while tracing
+    assert PAM(attention_chunk_size=None)._chunk_for(10**6) is None
+    assert PAM(attention_chunk_size=32)._chunk_for(4) == 32
+
+
+@pytest.mark.parametrize("value", ["auto", None, 1, 512, np.int64(256)])
+def test_attention_chunk_size_round_trips_through_config(value):
+    config = PAM(attention_chunk_size=value).get_config()
+    expected = value if value is None or isinstance(value, str) else int(value)
+    assert config["attention_chunk_size"] == expected
+    assert type(config["attention_chunk_size"]) is type(expected)
+    restored = PAM.from_config(config)
+    assert restored.attention_chunk_size == expected
+    assert restored.get_config() == config
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True, "dense", "", [8]])
+def test_invalid_attention_chunk_size(value):
+    with pytest.raises(ValueError, match=re.escape(f"Received: attention_chunk_size={value!r}")):
+        PAM(attention_chunk_size=value)
+
+
+def test_config_saved_before_attention_chunk_size_loads(tmp_path, x):
+    layer, _ = built_layer()
+    inputs = keras.Input((None, None, CHANNELS))
+    model = keras.Model(inputs, layer(inputs))
+    config = model.get_config()
+    for entry in config["layers"]:
+        if entry["class_name"] == "PAM" or entry.get("registered_name") == "layerhub_pam>PAM":
+            del entry["config"]["attention_chunk_size"]
+            old_layer_config = entry["config"]
+    restored = keras.Model.from_config(config)
+    restored.set_weights(model.get_weights())
+    assert restored.layers[-1].attention_chunk_size == "auto"
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert PAM.from_config(old_layer_config).attention_chunk_size == "auto"
