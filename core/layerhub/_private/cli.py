@@ -334,17 +334,34 @@ def _ambiguity_lines(records: Iterable[LayerRecord]) -> list[str]:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    names = scaffold.plugin_names(args.name, args.layer)
-    root, files = scaffold.write_plugin(names, args.dir)
-    print(f"created {root} (distribution {names.distribution}, layer {names.class_name})")
+    layers = [scaffold.plugin_names(args.name, layer) for layer in args.layer]
+    names = layers[0]
+    root, files = scaffold.write_plugin(names, args.dir, more=layers[1:])
+    classes = ", ".join(n.class_name for n in layers)
+    plural = "s" if len(layers) > 1 else ""
+    print(f"created {root} (distribution {names.distribution}, layer{plural} {classes})")
     _emit(f"  {path.relative_to(root.parent)}" for path in files)
     where = os.path.relpath(root)
     print()
     print("next:")
-    print(f"  edit {os.path.join(where, names.package, names.module + '.py')}")
+    for layer in layers:
+        print(f"  edit {os.path.join(where, layer.package, layer.module + '.py')}")
     print(f"  pip install -e {where}")
     print(f"  pytest {where}")
     print(f"  layerhub list {names.class_name}")
+    return EXIT_OK
+
+
+def cmd_add_layer(args: argparse.Namespace) -> int:
+    names, files = scaffold.add_layer(args.dir, args.layer)
+    root = os.path.relpath(args.dir)
+    print(f"added layer {names.class_name} to {names.distribution} ({root})")
+    _emit(f"  {os.path.relpath(path)}" for path in files)
+    print()
+    print("reinstall needed: the plugin's entry points changed, and they take effect only when")
+    print("it is installed again:")
+    print(f"  pip install -e {root}")
+    print(f"  pytest {root}")
     return EXIT_OK
 
 
@@ -396,8 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("new", cmd_new, "write a new plugin distribution from the template")
     p.add_argument("name", metavar="NAME", help="'layerhub-foo', or 'foo' (then prefixed)")
-    p.add_argument("--layer", required=True, metavar="CLASS", help="layer class name, like Foo")
+    p.add_argument(
+        "--layer",
+        required=True,
+        action="append",
+        metavar="CLASS",
+        help="layer class name, like Foo; repeat for several layers",
+    )
     p.add_argument("--dir", default=".", metavar="DIR", help="parent directory (default: .)")
+
+    p = command("add-layer", cmd_add_layer, "add a layer to a plugin made by 'layerhub new'")
+    p.add_argument("dir", metavar="DIR", help="the plugin's directory (with pyproject.toml)")
+    p.add_argument("layer", metavar="CLASS", help="layer class name, like Bar")
     return parser
 
 

@@ -134,6 +134,62 @@ def loss_aliases(training_config: Any) -> dict[str, Any]:
     return {alias: keras.losses.get(alias) for alias in sorted(used)}
 
 
+class OptimizerStateWarning(UserWarning):
+    """A Keras 2 optimizer came back with its configuration but without its state."""
+
+
+# Keras 2 optimizer settings that mean nothing to Keras 3 (and are not worth a word).
+_KERAS2_ONLY: Final = frozenset({"is_legacy_optimizer", "jit_compile", "decay"})
+
+
+def recovered_optimizer(training_config: Any) -> dict[str, Any] | None:
+    """The training config with its Keras 2 optimizer made readable by Keras 3, or ``None``.
+
+    Keras 3 does not know Keras 2's optimizer names (``"Custom>SGD"``, or ``"SGD"`` with Keras 2
+    arguments) and silently falls back to the optimizer's defaults: an SGD with momentum 0.9 and
+    Nesterov comes back as plain SGD. The configuration is recovered here; the state (iteration
+    count, momentum and moment slots) is not, and one warning says so.
+    """
+    import inspect
+    import warnings
+
+    import keras
+
+    if not isinstance(training_config, dict):
+        return None
+    optimizer = training_config.get("optimizer_config")
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("class_name"), str):
+        return None
+    name = optimizer["class_name"].rpartition(">")[2]
+    cls = getattr(keras.optimizers, name, None)
+    settings = optimizer.get("config")
+    if not (isinstance(cls, type) and isinstance(settings, dict)):
+        return None
+    accepted = set(inspect.signature(cls).parameters)
+    kept = {k: v for k, v in settings.items() if k in accepted}
+    dropped = sorted(k for k in settings if k not in accepted and k not in _KERAS2_ONLY)
+    described = ", ".join(
+        f"{k}={v!r}"
+        for k, v in kept.items()
+        if k in ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "rho", "epsilon")
+    )
+    warnings.warn(
+        f"layerhub: the Keras 2 optimizer was restored as {name}({described}) from its saved "
+        "configuration, but not its state (iterations, momentum or moment slots): training "
+        "resumes from a fresh optimizer state"
+        + (
+            f"; settings Keras 3 has no equivalent for were dropped: {', '.join(dropped)}"
+            if dropped
+            else ""
+        ),
+        OptimizerStateWarning,
+        stacklevel=3,  # the caller of layerhub.load_model
+    )
+    recovered = dict(training_config)
+    recovered["optimizer_config"] = {"class_name": name, "config": kept}
+    return recovered
+
+
 def translate(
     config: dict[str, Any], resolved: Callable[[str], bool], *, safe_mode: bool
 ) -> dict[str, Any] | None:

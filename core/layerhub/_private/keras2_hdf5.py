@@ -40,7 +40,7 @@ def open_hdf5(file: Path) -> OpenedModel:
         training_config=training if isinstance(training, dict) else None,
         manifest=None,
         keras2=True,
-        source=lambda new_config: _with_config(file, new_config),
+        source=lambda new_config, new_training: _with_configs(file, new_config, new_training),
     )
 
 
@@ -79,9 +79,11 @@ def _decode(value: Any, name: str, key: str) -> Any:
 
 
 @contextlib.contextmanager
-def _with_config(file: Path, new_config: dict[str, Any] | None) -> Iterator[Path]:
-    """The file itself, or a temporary copy holding ``new_config`` as its model config."""
-    if new_config is None:
+def _with_configs(
+    file: Path, config: dict[str, Any] | None, training: dict[str, Any] | None
+) -> Iterator[Path]:
+    """The file itself, or a temporary copy holding the replaced configs."""
+    if config is None and training is None:
         yield file
         return
     import h5py
@@ -90,5 +92,7 @@ def _with_config(file: Path, new_config: dict[str, Any] | None) -> Iterator[Path
         copy_path = Path(scratch) / "model.h5"
         shutil.copyfile(file, copy_path)
         with h5py.File(copy_path, "r+") as h5:
-            h5.attrs["model_config"] = json.dumps(new_config)
+            for key, value in (("model_config", config), ("training_config", training)):
+                if value is not None:
+                    h5.attrs[key] = json.dumps(value)
         yield copy_path

@@ -62,7 +62,8 @@ def open_archive(file: Path) -> OpenedModel:
         training_config=config.get("compile_config"),
         manifest=found,
         keras2=False,
-        source=lambda new_config: _with_config(file, new_config),
+        # The training config is part of config.json here.
+        source=lambda new_config, _training: _with_config(file, new_config),
     )
 
 

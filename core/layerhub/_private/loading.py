@@ -18,6 +18,7 @@ from typing import Any, Final
 from layerhub._private import checks, keras2, resolve
 from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.keras2_hdf5 import open_hdf5
+from layerhub._private.keras2_savedmodel import open_savedmodel
 from layerhub._private.keras_archive import open_archive
 from layerhub._private.manifest import Manifest
 from layerhub._private.model_file import OpenedModel, locate
@@ -25,7 +26,11 @@ from layerhub._private.records import one_line
 from layerhub._private.registry import Registry, registry
 from layerhub._private.untrusted import shown
 
-FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {"keras": open_archive, "h5": open_hdf5}
+FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {
+    "keras": open_archive,
+    "h5": open_hdf5,
+    "savedmodel": open_savedmodel,
+}
 
 
 def open_model(path: str | os.PathLike[str]) -> OpenedModel:
@@ -72,22 +77,23 @@ def load_model(
     user_objects = dict(custom_objects or {})
     needed = resolve.needs(opened, registry, custom_objects=user_objects, compile=compile)
     objects = resolve.custom_objects_for(opened, needed, registry) | user_objects
-    config = opened.config
+    config, training = opened.config, None
     if opened.keras2:
         if compile:
             objects = keras2.loss_aliases(opened.training_config) | objects
+            training = keras2.recovered_optimizer(opened.training_config)
         resolved = {n.name for n in needed} | set(objects)
         config = keras2.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
     config = _upgraded(config, opened.manifest, registry)
     with (
-        opened.source(None if config is opened.config else config) as source,
+        opened.source(None if config is opened.config else config, training) as source,
         keras_errors(opened.path),
     ):
         return _keras_load(source, objects or None, compile=compile, safe_mode=safe_mode)
 
 
 def _keras_load(
-    source: Path | io.BufferedReader,
+    source: Path | io.BufferedReader | Any,
     objects: dict[str, Any] | None,
     *,
     compile: bool,
@@ -97,6 +103,13 @@ def _keras_load(
         import keras
 
         return keras.saving.load_model(
+            source, custom_objects=objects, compile=compile, safe_mode=safe_mode
+        )
+    if type(source).__module__.startswith("h5py"):
+        # A Keras 2 model laid out as HDF5 in memory (a SavedModel directory, translated).
+        from keras.src.legacy.saving import legacy_h5_format
+
+        return legacy_h5_format.load_model_from_hdf5(
             source, custom_objects=objects, compile=compile, safe_mode=safe_mode
         )
     # keras.saving.load_model takes paths only; the .keras loader behind it takes file objects.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -16,9 +15,9 @@ from layerhub._private.untrusted import shown
 # Keras picks the format by these exact, lower-case suffixes.
 SUFFIXES: Final = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 
-# Given a config to build instead of the saved one (or None), what Keras loads: a path, or a
-# file object holding the same archive with that config.
-Source = Callable[[dict[str, Any] | None], AbstractContextManager[Path | io.BufferedReader]]
+# Given a model config and a training config to use instead of the saved ones (or None), what
+# Keras loads: a path, a file object holding the same archive, or an HDF5 file in memory.
+Source = Callable[[dict[str, Any] | None, dict[str, Any] | None], AbstractContextManager[Any]]
 
 
 class OpenedModel(NamedTuple):
@@ -32,8 +31,8 @@ class OpenedModel(NamedTuple):
             ``compile_config``), or ``None``.
         manifest: the layerhub manifest, or ``None``.
         keras2: the config uses Keras 2 names and forms.
-        source: how Keras gets the model: a path to load, holding a replaced config if one
-            is given (the file itself otherwise).
+        source: how Keras gets the model and its weights, with replaced configs if given:
+            the file itself, a view of it, or the Keras 2 HDF5 layout in memory.
     """
 
     path: Path
@@ -51,9 +50,11 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
     if not file.exists():
         raise ModelFileError(f"no such model file: {shown(str(file), 400)}")
     if file.is_dir():
+        if (file / "saved_model.pb").is_file():
+            return file, "savedmodel"
         raise ModelFileError(
-            f"{shown(str(file), 400)} is a directory; layerhub loads .keras archives and "
-            "Keras 2 .h5 files"
+            f"{shown(str(file), 400)} is a directory but no SavedModel; layerhub loads .keras "
+            "archives, Keras 2 .h5 files and Keras 2 SavedModel directories"
         )
     suffix = file.suffix
     if suffix in SUFFIXES:

@@ -14,13 +14,21 @@ import re
 import secrets
 import shutil
 import string
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Final
 
 from layerhub._private.errors import LayerHubError
 
-__all__ = ["PluginNames", "ScaffoldError", "plugin_names", "render", "write_plugin"]
+__all__ = [
+    "PluginNames",
+    "ScaffoldError",
+    "add_layer",
+    "plugin_names",
+    "render",
+    "write_plugin",
+]
 
 PREFIX: Final = "layerhub-"
 # Lowercase words joined by hyphens (or underscores), as in ``layerhub-locally-connected``.
@@ -45,6 +53,9 @@ _FILES: Final = {
     "layer.py.tmpl": "${package}/${module}.py",
     "test_layer.py.tmpl": "tests/test_${module}.py",
 }
+# The files each further layer of a plugin gets (``add_layer``).
+_LAYER_FILES: Final = ("layer.py.tmpl", "test_layer.py.tmpl")
+_ENTRY_POINTS: Final = '[project.entry-points."layerhub.layers"]'
 
 
 class ScaffoldError(LayerHubError, ValueError):
@@ -138,30 +149,38 @@ def snake_case(class_name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", words).lower()
 
 
-def render(names: PluginNames) -> dict[str, str]:
-    """The new distribution's files: relative path -> contents."""
+def render(names: PluginNames, *, only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The new distribution's files: relative path -> contents (``only`` these templates)."""
     # The year goes into the generated LICENSE's copyright line.
     values = {**names.mapping(), "year": str(datetime.date.today().year)}
     template_dir = resources.files("layerhub._private").joinpath("template")
     files = {}
     for source, target in _FILES.items():
+        if only is not None and source not in only:
+            continue
         text = template_dir.joinpath(source).read_text(encoding="utf-8")
         files[string.Template(target).substitute(values)] = string.Template(text).substitute(values)
     return files
 
 
-def write_plugin(names: PluginNames, parent: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
+def write_plugin(
+    names: PluginNames,
+    parent: str | os.PathLike[str],
+    more: Sequence[PluginNames] = (),
+) -> tuple[Path, list[Path]]:
     """Write the plugin into ``parent/<distribution>``; return that directory and its files.
 
-    The files are written into a hidden directory beside the target and renamed into place, so
-    a failure leaves nothing behind.
+    ``more`` are further layers of the same plugin, added as ``add_layer`` adds them. The files
+    are written into a hidden directory beside the target and renamed into place, so a failure
+    leaves nothing behind.
 
     Raises:
-        ScaffoldError: the target directory already exists.
+        ScaffoldError: the target directory already exists, or two layers share a name.
     """
     root = Path(parent) / names.distribution
     if root.exists() or root.is_symlink():
         raise ScaffoldError(f"{root} already exists; refusing to overwrite it")
+    _check_distinct([names, *more])
     files = render(names)
     root.parent.mkdir(parents=True, exist_ok=True)
     # A hidden sibling, so the final rename stays on one file system.
@@ -172,8 +191,162 @@ def write_plugin(names: PluginNames, parent: str | os.PathLike[str]) -> tuple[Pa
             path = scratch / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+        written = list(files)
+        for other in more:
+            written += [
+                str(p.relative_to(scratch)) for p in add_layer(scratch, other.class_name)[1]
+            ]
         scratch.rename(root)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return root, [root / relative for relative in files]
+    return root, [root / relative for relative in dict.fromkeys(written)]
+
+
+def _check_distinct(layers: Sequence[PluginNames]) -> None:
+    seen: dict[str, str] = {}
+    for names in layers:
+        for key in (names.class_name, names.module):
+            if key in seen:
+                raise ScaffoldError(
+                    f"two layers would share the name {key!r} ({seen[key]} and "
+                    f"{names.class_name}); give each layer its own class name. "
+                    f"Received: --layer={names.class_name!r}"
+                )
+        seen[names.class_name] = seen[names.module] = names.class_name
+
+
+# -- add_layer ------------------------------------------------------------------------------------
+
+
+def add_layer(root: str | os.PathLike[str], class_name: str) -> tuple[PluginNames, list[Path]]:
+    """Add a layer to a plugin made from the template, in the template's way.
+
+    Writes ``<package>/<module>.py`` and ``tests/test_<module>.py`` from the template, and adds
+    the class to the package's imports, ``__all__``, the ``layerhub_layers`` hook's list and
+    ``LAYERHUB_EXAMPLES`` in ``<package>/__init__.py``, and to the ``layerhub.layers`` entry
+    points of ``pyproject.toml``. The entry points take effect only when the plugin is
+    installed again (``pip install -e <root>``).
+
+    Returns:
+        The new layer's names, and the files written or changed.
+
+    Raises:
+        ScaffoldError: ``root`` is not a plugin made from the template (its ``pyproject.toml``
+            or ``__init__.py`` lack what the template writes), the class name is not valid, or
+            the plugin already has a layer or module of that name.
+    """
+    root = Path(root)
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ScaffoldError(f"{root} has no pyproject.toml: not a plugin made by 'layerhub new'")
+    project = pyproject.read_text(encoding="utf-8")
+    found = re.search(r'^name\s*=\s*"([^"]+)"', project, re.MULTILINE)
+    if found is None:
+        raise ScaffoldError(f"{pyproject} has no [project] name")
+    names = plugin_names(found.group(1), class_name)
+    init = root / names.package / "__init__.py"
+    if not init.is_file():
+        raise ScaffoldError(f"{init} does not exist: not a plugin made by 'layerhub new'")
+    new_files = render(names, only=_LAYER_FILES)
+    for relative in new_files:
+        if (root / relative).exists():
+            raise ScaffoldError(f"{root / relative} already exists; refusing to overwrite it")
+    package = init.read_text(encoding="utf-8")
+    if re.search(rf"\b{re.escape(class_name)}\b", package) or re.search(
+        rf"^{re.escape(class_name)}\s*=", project, re.MULTILINE
+    ):
+        raise ScaffoldError(f"the plugin already has a layer {class_name!r}")
+    package = _add_to_init(package, names, init)
+    project = _add_entry_point(project, names, pyproject)
+    written = []
+    for relative, text in new_files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    init.write_text(package, encoding="utf-8")
+    pyproject.write_text(project, encoding="utf-8")
+    return names, [*written, init, pyproject]
+
+
+def _add_to_init(text: str, names: PluginNames, path: Path) -> str:
+    cls = names.class_name
+    imports = list(re.finditer(rf"^from {names.package}\.(\w+) import .+$", text, re.MULTILINE))
+    if not imports:
+        raise ScaffoldError(f"{path} imports no layer module of {names.package}; add {cls} by hand")
+    line = f"from {names.package}.{names.module} import {cls}\n"
+    after = [m for m in imports if m.group(1) > names.module]
+    at = after[0].start() if after else imports[-1].end() + 1
+    text = text[:at] + line + text[at:]
+    text = _append(text, r"^__all__(?:\s*:[^=]*)?\s*=\s*", "[", f'"{cls}"', path, "__all__")
+    text = _append(
+        text,
+        r"^LAYERHUB_EXAMPLES(?:\s*:[^=]*)?\s*=\s*",
+        "{",
+        f'"{cls}": ({{}}, (2, 3, 4))',
+        path,
+        "LAYERHUB_EXAMPLES",
+    )
+    hook = r"^def layerhub_layers\(\)[^\n]*:\n(?:[ \t]*#[^\n]*\n)*[ \t]*return\s*"
+    return _append(text, hook, "[", cls, path, "the layerhub_layers hook's list")
+
+
+def _append(text: str, anchor: str, opener: str, item: str, path: Path, what: str) -> str:
+    """Append ``item`` to the list or dict literal that follows ``anchor``."""
+    found = re.search(anchor + re.escape(opener), text, re.MULTILINE)
+    if found is None:
+        raise ScaffoldError(f"{path} has no {what} as the template writes it; add it by hand")
+    start = found.end() - 1
+    close = _matching(text, start)
+    inside = text[start + 1 : close]
+    if "\n" in inside:  # one item a line
+        body = inside.rstrip()
+        comma = "" if not body.strip() or body.endswith(",") else ","
+        indent = re.search(r"\n([ \t]*)\S", inside)
+        pad = indent.group(1) if indent else "    "
+        closing = inside[len(body) :]
+        return text[: start + 1] + f"{body}{comma}\n{pad}{item}," + closing + text[close:]
+    body = inside.strip()
+    joined = f"{body.rstrip(',')}, {item}" if body else item
+    return text[: start + 1] + joined + text[close:]
+
+
+def _matching(text: str, start: int) -> int:
+    """Index of the bracket closing the one at ``start`` (strings are skipped)."""
+    pairs = {"[": "]", "{": "}", "(": ")"}
+    depth, quote, index = 0, "", start
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in pairs:
+            depth += 1
+        elif char in pairs.values():
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    raise ScaffoldError("unbalanced brackets in the plugin's __init__.py")
+
+
+def _add_entry_point(text: str, names: PluginNames, path: Path) -> str:
+    lines = text.splitlines(keepends=True)
+    try:
+        header = next(i for i, line in enumerate(lines) if line.strip() == _ENTRY_POINTS)
+    except StopIteration:
+        raise ScaffoldError(f"{path} has no {_ENTRY_POINTS} table; add it by hand") from None
+    end = header + 1
+    while end < len(lines) and not lines[end].lstrip().startswith("["):
+        end += 1
+    last = max(i for i in range(header, end) if lines[i].strip())
+    if not lines[last].endswith("\n"):
+        lines[last] += "\n"
+    entry = f'{names.class_name} = "{names.package}:{names.class_name}"\n'
+    lines.insert(last + 1, entry)
+    return "".join(lines)
