@@ -1,0 +1,183 @@
+"""Benchmark 4: saving and upgrading big models, against Keras' own calls on the same model.
+
+- ``layerhub.save_model`` (atomic: temporary file, fsync, rename, fsync of the directory, and
+  the manifest as the zip comment) against ``keras.saving.save_model``, both overwriting an
+  existing file, with the peak extra disk each needed (sampled while it ran). Goal: <= 1.05x the
+  time; extra disk at most one archive (the temporary file an atomic replace needs).
+- ``layerhub.load_model`` of a file whose plugin version is older, so that the plugin's
+  ``layerhub_upgrade_config`` hook rewrites a config, against ``keras.saving.load_model`` of the
+  same model saved with the current config. Goal: <= 1.05x: the weights are never copied.
+
+Sizes: 10 MiB and 200 MiB by default; ``--big`` adds 1 GiB (needs ~6 GiB of memory and disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _timing import interleaved, timed, verdict
+
+MIB = 1 << 20
+SHIFT_PLUGIN = """
+import keras
+from layerhub import hookimpl
+
+@keras.saving.register_keras_serializable(package="layerhub_benchshift")
+class Shift(keras.layers.Layer):
+    def __init__(self, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def call(self, x):
+        return x + self.offset
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"offset": self.offset})
+        return config
+
+@hookimpl
+def layerhub_layers():
+    return [Shift]
+
+@hookimpl
+def layerhub_upgrade_config(registered_name, config, saved_version):
+    if saved_version != "1.0":
+        return None
+    config = dict(config)
+    config["offset"] = config.pop("bias")
+    return config
+"""
+
+
+def model_of(size: int, shift: type) -> object:
+    """A model holding about ``size`` bytes of float32 weights, ending in a plugin layer."""
+    import keras
+
+    width = 1024
+    inputs = keras.Input((width,))
+    hidden = inputs
+    for _ in range(max(1, size // (width * width * 4))):
+        hidden = keras.layers.Dense(width)(hidden)
+    return keras.Model(inputs, shift(offset=1.0)(hidden))
+
+
+def peak_extra_disk(directory: Path, action: Callable[[], object]) -> int:
+    """The most bytes ``directory`` held above its starting size while ``action`` ran."""
+
+    def used() -> int:
+        total = 0
+        for entry in directory.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # renamed away meanwhile
+                total += entry.stat().st_size
+        return total
+
+    start, peak, done = used(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], used() - start)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        action()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak[0], used() - start)
+
+
+def as_version_one(path: Path, target: Path) -> None:
+    """A copy of ``path`` as plugin version 1.0 wrote it: argument "bias", manifest "1.0"."""
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(target, "w") as new:
+        manifest = json.loads(old.comment.partition(b":")[2])
+        for entry in manifest["objects"].values():
+            entry["version"] = "1.0"
+        new.comment = b"layerhub-manifest:" + json.dumps(manifest).encode()
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "config.json":
+                data = data.replace(b'"offset": 1.0', b'"bias": 1.0')
+            new.writestr(info, data)
+
+
+def main(sizes: tuple[int, ...], repeats: int) -> None:
+    from layerhub.testing.fakes import write_fake_distribution
+
+    site = Path(tempfile.mkdtemp(prefix="layerhub-bench-site-"))
+    write_fake_distribution(
+        site,
+        "layerhub-benchshift",
+        version="2.0",
+        plugin="layerhub_benchshift",
+        objects={"Shift": "layerhub_benchshift:Shift"},
+        modules={"layerhub_benchshift/__init__.py": SHIFT_PLUGIN},
+    )
+    sys.path.insert(0, str(site))
+    shift = importlib.import_module("layerhub_benchshift").Shift
+    print("== 4. saving and upgrading big models (medians, interleaved, overwriting)")
+    for size in sizes:
+        with tempfile.TemporaryDirectory(dir=Path.cwd()) as scratch:
+            measure(model_of(size, shift), size, Path(scratch), repeats)
+
+
+def measure(model: object, size: int, scratch: Path, repeats: int) -> None:
+    import keras
+
+    import layerhub
+
+    ours, theirs = scratch / "a", scratch / "b"
+    ours.mkdir()
+    theirs.mkdir()
+    a, b = ours / "m.keras", theirs / "m.keras"
+    layerhub.save_model(model, a)
+    keras.saving.save_model(model, b)
+    times = interleaved(
+        {
+            "layerhub": timed(lambda: layerhub.save_model(model, a)),
+            "keras": timed(lambda: keras.saving.save_model(model, b)),
+        },
+        repeats,
+    )
+    disk_ours = peak_extra_disk(ours, lambda: layerhub.save_model(model, a))
+    disk_theirs = peak_extra_disk(theirs, lambda: keras.saving.save_model(model, b))
+    archive = a.stat().st_size
+    ratio = times["layerhub"] / times["keras"]
+    print(
+        f"  {size // MIB:5d} MiB save: layerhub {times['layerhub']:7.3f} s, keras "
+        f"{times['keras']:7.3f} s: {ratio:5.3f}x ({verdict(ratio, 1.05)})"
+    )
+    print(
+        f"  {'':5s}     extra disk while overwriting: layerhub {disk_ours / archive:4.2f} "
+        f"archives, keras {disk_theirs / archive:4.2f}"
+    )
+    old = scratch / "old.keras"
+    as_version_one(a, old)
+    loads = interleaved(
+        {
+            "layerhub": timed(lambda: layerhub.load_model(old)),
+            "keras": timed(lambda: keras.saving.load_model(b)),
+        },
+        repeats,
+    )
+    ratio = loads["layerhub"] / loads["keras"]
+    print(
+        f"  {size // MIB:5d} MiB load with an upgrade hook: layerhub {loads['layerhub']:7.3f} s, "
+        f"keras {loads['keras']:7.3f} s: {ratio:5.3f}x ({verdict(ratio, 1.05)})"
+    )
+
+
+if __name__ == "__main__":
+    big = "--big" in sys.argv[1:]
+    main((10 * MIB, 200 * MIB, 1024 * MIB) if big else (10 * MIB, 200 * MIB), repeats=5)
