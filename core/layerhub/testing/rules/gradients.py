@@ -23,7 +23,7 @@ PROBE_RELATIVE_ZERO: Final = 1e-4
 
 def tape_gradients() -> bool:
     """Whether ``weight_gradients`` differentiates exactly on this backend."""
-    return _common.tensorflow() or keras.backend.backend() == "jax"
+    return _common.tensorflow() or keras.backend.backend() in ("jax", "torch")
 
 
 def _loss(
