@@ -18,10 +18,14 @@ neither keras nor any plugin until a test needs them (disable it with ``-p no:la
           "Scale": ({"axis": -1}, (2, 3)),  # (init_kwargs, input_shape)
           "PAM": {"init_kwargs": {"gamma_initializer": "ones"}, "input_shape": (2, 4, 4, 8)},
           "FMLayer": [({"output_dim": 1}, (2, 5)), ({"output_dim": 3}, (2, 5))],
+          "Tokens": {"init_kwargs": {}, "input_shape": (2, 7), "input_dtype": "int32",
+                     "mixed_precision": "mixed_bfloat16", "skip": [8]},
       }
 
   A value is an ``(init_kwargs, input_shape)`` pair, a dict of ``check_layer`` keyword
-  arguments, or a list of either. Layers without an entry are skipped, saying so.
+  arguments (``input_dtype``, ``mixed_precision``, ``skip``, ``rules``, ``input_data``,
+  ``config_exempt``, ``atol``, ``rtol``, ``seed``), or a list of either. Layers without an entry
+  are skipped, saying so.
 """
 
 from __future__ import annotations
