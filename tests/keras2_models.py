@@ -298,6 +298,37 @@ def mixed_precision():
     return model, [RNG.normal(size=(4, 6))]
 
 
+def nested():
+    inner = keras.Sequential(
+        [keras.layers.InputLayer(input_shape=(5,)), keras.layers.Dense(4), Scale()], name="inner"
+    )
+    inputs = keras.Input((5,))
+    outputs = keras.layers.Dense(2)(MyLayer(3)(inner(inputs)))
+    return keras.Model(inputs, outputs), [RNG.normal(size=(3, 5))]
+
+
+def sgd_momentum():
+    model = keras.Sequential([keras.layers.InputLayer(input_shape=(3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), loss="mse")
+    model.fit(RNG.normal(size=(8, 3)), RNG.normal(size=(8, 2)), epochs=1, verbose=0)
+    return model, [RNG.normal(size=(2, 3))]
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def subclassed():
+    model = Subclassed()
+    model(np.zeros((1, 3), "float32"))
+    return model, [RNG.normal(size=(2, 3))]
+
+
 BUILDERS = {
     "sequential": sequential,
     "functional": functional,
@@ -309,7 +340,21 @@ BUILDERS = {
     "user_registered": user_registered,
     "custom_loss": custom_loss,
     "mixed_precision": mixed_precision,
+    "nested": nested,
+    "sgd_momentum": sgd_momentum,
+    "subclassed": subclassed,
 }
+# Also written as Keras 2 SavedModel directories, NAME_savedmodel/ (what model.save("dir") did).
+SAVEDMODELS = (
+    "sequential",
+    "functional",
+    "nested",
+    "lambda_bytecode",
+    "sgd_momentum",
+    "subclassed",
+)
+# Keras 2 cannot write these as .h5 at all.
+SAVEDMODEL_ONLY = ("subclassed",)
 
 
 def main(out_dir: str) -> None:
@@ -322,7 +367,10 @@ def main(out_dir: str) -> None:
         inputs = [x.astype("float32") for x in inputs]
         outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
         outputs = [np.asarray(y) for y in (outputs if isinstance(outputs, list) else [outputs])]
-        model.save(out / f"{name}.h5", save_format="h5")
+        if name not in SAVEDMODEL_ONLY:
+            model.save(out / f"{name}.h5", save_format="h5")
+        if name in SAVEDMODELS:
+            model.save(out / f"{name}_savedmodel", save_format="tf")
         for i, x in enumerate(inputs):
             np.save(out / f"{name}.x{i}.npy", x)
         for i, y in enumerate(outputs):

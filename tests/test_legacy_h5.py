@@ -1,4 +1,4 @@
-"""Keras 2 ``.h5`` files, written by tf-keras, loaded through layerhub in Keras 3.
+"""Keras 2 ``.h5`` files and SavedModel directories, written by tf-keras, loaded in Keras 3.
 
 One tf-keras interpreter (``keras2_models.py``, session scoped) writes every file with reference
 inputs and outputs; the tests load them here, in Keras 3, and compare.
@@ -401,6 +401,92 @@ def test_keras_builtins_come_from_keras_own_tables() -> None:
         assert translation.builtin(name), name
     assert not translation.builtin("Swish2")
     assert not translation.builtin("MyLayer")
+
+
+# -- Keras 2 SavedModel directories ---------------------------------------------------------------
+
+
+@keras2
+@pytest.mark.parametrize("name", ["sequential", "functional", "nested"])
+def test_keras2_savedmodel_directory_loads_with_keras2_outputs(
+    keras2_dir: Path, reference: Callable[[str], Arrays], name: str
+) -> None:
+    model = layerhub.load_model(keras2_dir / f"{name}_savedmodel", compile=False)
+    assert_same_outputs(model, reference(name))
+    # A real Keras 3 model, trainable, with the plugin layers in it.
+    assert isinstance(model, keras.Model)
+    assert model.trainable_weights
+
+
+@keras2
+def test_savedmodel_and_h5_of_one_model_load_to_the_same_layers(keras2_dir: Path) -> None:
+    from_dir = layerhub.load_model(keras2_dir / "sequential_savedmodel", compile=False)
+    from_h5 = layerhub.load_model(keras2_dir / "sequential.h5", compile=False)
+    assert (
+        layer_types(from_dir)
+        == layer_types(from_h5)
+        == [
+            keras.layers.Dense,
+            Scale,
+            MyLayer,
+            keras.layers.BatchNormalization,
+            FMLayer,
+        ]
+    )
+    for a, b in zip(from_dir.weights, from_h5.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+@keras2
+def test_keras2_nested_model_h5_loads(keras2_dir: Path, reference: Callable[[str], Arrays]) -> None:
+    # Keras 2 numbered a nested model's calls from 1; plain Keras 3 cannot rebuild this file.
+    with pytest.raises(ValueError, match="disconnected nodes"):
+        keras.saving.load_model(
+            keras2_dir / "nested.h5", custom_objects=registry.custom_objects(), compile=False
+        )
+    assert_same_outputs(layerhub.load_model(keras2_dir / "nested.h5"), reference("nested"))
+
+
+@keras2
+def test_savedmodel_lambda_bytecode_obeys_safe_mode(
+    keras2_dir: Path, reference: Callable[[str], Arrays]
+) -> None:
+    path = keras2_dir / "lambda_bytecode_savedmodel"
+    with pytest.raises(UnsafeModelError, match="holds Python bytecode"):
+        layerhub.load_model(path)
+    assert_same_outputs(layerhub.load_model(path, safe_mode=False), reference("lambda_bytecode"))
+
+
+@keras2
+def test_subclassed_savedmodel_is_refused_in_one_line(keras2_dir: Path) -> None:
+    with pytest.raises(layerhub.ModelFileError, match="subclassed Keras 2 model") as caught:
+        layerhub.load_model(keras2_dir / "subclassed_savedmodel")
+    assert "\n" not in str(caught.value)
+
+
+@keras2
+@pytest.mark.parametrize("suffix", [".h5", "_savedmodel"])
+def test_compiled_keras2_optimizer_configuration_is_recovered(
+    keras2_dir: Path, suffix: str
+) -> None:
+    from layerhub._private.keras2 import OptimizerStateWarning
+
+    with pytest.warns(OptimizerStateWarning, match=r"SGD\(.*momentum=0.9, nesterov=True\)"):
+        model = layerhub.load_model(keras2_dir / f"sgd_momentum{suffix}")
+    config = model.optimizer.get_config()
+    assert (config["momentum"], config["nesterov"]) == (pytest.approx(0.9), True)
+    assert config["learning_rate"] == pytest.approx(0.05)
+
+
+def test_a_directory_that_is_no_savedmodel_says_what_loads(tmp_path: Path) -> None:
+    with pytest.raises(layerhub.ModelFileError, match="no SavedModel"):
+        layerhub.load_model(tmp_path)
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(layerhub.ModelFileError, match="TFSMLayer"):
+        layerhub.load_model(tmp_path)
+    (tmp_path / "keras_metadata.pb").write_bytes(b"\x0a\x05garbage")
+    with pytest.raises(layerhub.ModelFileError, match=r"keras_metadata\.pb"):
+        layerhub.load_model(tmp_path)
 
 
 # -- .h5 files written by Keras 3 ------------------------------------------------------------------

@@ -202,20 +202,77 @@ def translate(
       reference loads.
     - A Keras 2 ``output_shape`` lambda is left as a list that Keras 3 takes for a shape; the
       Keras 3 lambda form loads (with ``safe_mode=False`` only, which the checks enforced).
+    - Keras 2 numbered the calls of a nested model from 1 (its own input was node 0); Keras 3
+      numbers them from 0, so references to such a model's outputs are renumbered.
     """
-    lambdas = config_tree.lambda_configs(config)
-    if not (_policies(config) or any(_lambda_fixes(c, resolved, safe_mode) for c in lambdas)):
-        return None
     fixed = copy.deepcopy(config)
+    changed = False
     for node in _policies(fixed):
         for key, value in list(node.items()):
             if _policy_name(value) is not None:
                 node[key] = _policy_name(value)
+                changed = True
     for layer in config_tree.lambda_configs(fixed):
         for key, value in _lambda_fixes(layer, resolved, safe_mode).items():
             layer[key] = value
             layer.pop(f"{key}_type")
-    return fixed
+            changed = True
+    for model in config_tree.objects(fixed):
+        changed |= _renumber_nested_models(model)
+    return fixed if changed else None
+
+
+_GRAPH_MODELS: Final = frozenset({"Functional", "Model"})
+
+
+def _renumber_nested_models(model: dict[str, Any]) -> bool:
+    """Shift node references to nested models from Keras 2's numbering to Keras 3's."""
+    inner = model.get("config")
+    if model["class_name"] not in _GRAPH_MODELS or not isinstance(inner, dict):
+        return False
+    layers = inner.get("layers")
+    if not isinstance(layers, list):
+        return False
+    nested = {
+        layer.get("name")
+        for layer in layers
+        if isinstance(layer, dict) and _own_input_is_node_zero(layer)
+    }
+    changed = False
+    for reference in _node_references(inner):
+        if reference[0] in nested and isinstance(reference[1], int) and reference[1] >= 1:
+            reference[1] -= 1
+            changed = True
+    return changed
+
+
+def _own_input_is_node_zero(layer: dict[str, Any]) -> bool:
+    """Whether Keras 2 gave this nested model a node of its own before its first call."""
+    if layer.get("class_name") in _GRAPH_MODELS:
+        return True
+    inner = layer.get("config")
+    first = inner.get("layers", [None])[0] if isinstance(inner, dict) else None
+    return (
+        layer.get("class_name") == "Sequential"
+        and isinstance(first, dict)
+        and first.get("class_name") == "InputLayer"
+    )
+
+
+def _node_references(graph: dict[str, Any]) -> list[list[Any]]:
+    """Every ``[layer name, node index, tensor index, ...]`` list of one functional config."""
+    found: list[list[Any]] = []
+    candidates: list[Any] = [graph.get("input_layers"), graph.get("output_layers")]
+    candidates += [
+        layer.get("inbound_nodes") for layer in graph["layers"] if isinstance(layer, dict)
+    ]
+    for tree in candidates:
+        found += [
+            item
+            for item in config_tree.walk(tree)
+            if isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str)
+        ]
+    return found
 
 
 def _policy_name(value: Any) -> str | None:

@@ -44,6 +44,13 @@ def open_savedmodel(directory: Path) -> OpenedModel:
             f"{name} holds a subclassed Keras 2 model with no config; layerhub cannot rebuild it: "
             "recreate the class in Keras 3 and load the weights from its checkpoint"
         )
+    if root.get("is_graph_network") is False and config["class_name"] != "Sequential":
+        raise ModelFileError(
+            f"{name} holds a subclassed Keras 2 model ({shown(config['class_name'])}) whose "
+            "layers exist only in its Python code, which the directory does not carry; "
+            "layerhub cannot rebuild it: recreate the class in Keras 3 and load the weights from "
+            "its checkpoint"
+        )
     training = root.get("training_config")
     return OpenedModel(
         path=directory,
@@ -64,7 +71,7 @@ def _root_metadata(data: bytes, name: str) -> dict[str, Any]:
         for node in _fields(data, 1):
             fields = {n: v for n, v in _all_fields(node) if isinstance(v, bytes)}
             if fields.get(3) == b"root":
-                found = json.loads(fields.get(5, b"{}").decode("utf-8"))
+                found = json.loads(fields.get(5, b"{}").decode("utf-8"), object_hook=_untupled)
                 if isinstance(found, dict):
                     return found
     except (ValueError, IndexError, RecursionError) as error:
@@ -72,6 +79,14 @@ def _root_metadata(data: bytes, name: str) -> dict[str, Any]:
             f"{name}: its {METADATA} is corrupt: {shown(one_line(error))}"
         ) from None
     raise ModelFileError(f"{name}: its {METADATA} describes no model")
+
+
+def _untupled(node: dict[str, Any]) -> Any:
+    # SavedModel metadata encodes tuples as {"class_name": "__tuple__", "items": [...]}; the
+    # HDF5 format, which the rest of the Keras 2 path reads, wrote plain lists.
+    if node.get("class_name") == "__tuple__" and isinstance(node.get("items"), list):
+        return node["items"]
+    return node
 
 
 def _all_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
