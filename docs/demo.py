@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         np.savez(folder / "inputs.npz", image=images[:8], table=tables[:8])
         np.save(folder / "expected.npy", model.predict([images[:8], tables[:8]], verbose=0))
         args = [str(path), str(folder / "inputs.npz"), str(folder / "expected.npy")]
+        # The child writes to the same stdout: ours must come out first, even through a pipe.
+        sys.stdout.flush()
         if verbose:
             return subprocess.run([sys.executable, "-c", RELOAD, *args], check=False).returncode
         env = dict(os.environ)
