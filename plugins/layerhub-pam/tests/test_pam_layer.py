@@ -529,7 +529,7 @@ def test_chunked_gradients_under_unknown_spatial_size_tensorflow():
 
 
 def test_chunked_jit_compile_trains():
-    dense, chunked, w = _pair(16, input_shape=(None, 6, 6, CHANNELS))
+    dense, chunked, _ = _pair(16, input_shape=(None, 6, 6, CHANNELS))
     x = np.random.default_rng(5).normal(size=(4, 6, 6, CHANNELS)).astype("float32")
     inputs = keras.Input((6, 6, CHANNELS))
     model = keras.Model(inputs, chunked(inputs))
