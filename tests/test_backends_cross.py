@@ -90,8 +90,6 @@ def test_saved_on_one_backend_loads_on_another(
     _require(source)
     _require(target)
     directory = _saved_on(source, saved, tmp_path_factory)
-    process = run_in_fresh_interpreter(
-        LOAD, str(directory), target, env={"KERAS_BACKEND": target}
-    )
+    process = run_in_fresh_interpreter(LOAD, str(directory), target, env={"KERAS_BACKEND": target})
     assert "max|diff|" in process.stdout
     assert np.load(directory / "io.npz")["y"].shape == (8, 1)

@@ -47,8 +47,10 @@ def weight_gradients(
         inputs: what the layer is called on: an array, or a list of arrays for a layer with
             several inputs.
         loss: maps what the layer returns (a tensor, or a list of tensors) to a scalar, such as
-            ``lambda y: ops.sum(y * upstream)``. By default the sum of the squares of every
-            floating-point output, computed in float32.
+            ``lambda y: ops.sum(ops.multiply(y, upstream))``. By default the sum of the squares
+            of every floating-point output, computed in float32. Combine outputs with NumPy
+            constants through ``keras.ops``: on PyTorch, ``y * upstream`` with a NumPy
+            ``upstream`` raises for a tensor that requires a gradient.
         training: the ``training`` argument of the call.
 
     Returns:
@@ -172,7 +174,15 @@ def _torch_gradients(
     import torch
 
     kwargs = {} if training is None else {"training": training}
-    tensors = keras.tree.map_structure(lambda x: ops.convert_to_tensor(x).detach().clone(), inputs)
+    # Through NumPy: an input may be a tf.Tensor (the data also given to a tf-keras reference).
+    tensors = keras.tree.map_structure(
+        lambda x: (
+            ops.convert_to_tensor(x if isinstance(x, torch.Tensor) else np.asarray(x))
+            .detach()
+            .clone()
+        ),
+        inputs,
+    )
     flat = keras.tree.flatten(tensors)
     for tensor in flat:
         if tensor.is_floating_point():
