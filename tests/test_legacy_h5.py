@@ -489,6 +489,55 @@ def test_a_directory_that_is_no_savedmodel_says_what_loads(tmp_path: Path) -> No
         layerhub.load_model(tmp_path)
 
 
+# -- layerhub convert ------------------------------------------------------------------------------
+
+
+@keras2
+@pytest.mark.parametrize("name", ["functional.h5", "sequential_savedmodel"])
+def test_convert_writes_a_keras_file_that_reloads_with_equal_predictions(
+    keras2_dir: Path, reference: Callable[[str], Arrays], tmp_path: Path, name: str
+) -> None:
+    done = layerhub.convert(keras2_dir / name, tmp_path / "new.keras", compile=False)
+    assert done.ok
+    assert done.max_difference <= 1e-5
+    assert done.target == tmp_path / "new.keras"
+    assert "layerhub_scale>Scale" in done.plugin_layers
+    model = layerhub.load_model(done.target)
+    assert done.weights == model.count_params()
+    stem = name.removesuffix(".h5").removesuffix("_savedmodel")
+    assert_same_outputs(model, reference(stem))
+
+
+@keras2
+def test_convert_command_prints_what_it_did_and_fails_beyond_atol(
+    keras2_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sysconfig
+
+    layerhub_cmd = str(Path(sysconfig.get_path("scripts")) / "layerhub")
+    target = tmp_path / "seq.keras"
+    result = subprocess.run(
+        [layerhub_cmd, "convert", str(keras2_dir / "sequential.h5"), str(target), "--no-compile"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "plugin objects: layerhub_fm>FMLayer x1" in result.stdout
+    assert "max |difference|" in result.stdout
+    assert target.exists()
+    # A negative tolerance no difference can meet: the exit status says so.
+    failing = subprocess.run(
+        [layerhub_cmd, "convert", str(keras2_dir / "sequential.h5"), str(target), "--atol=-1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert "DIFFERENT" in failing.stdout
+
+
 # -- .h5 files written by Keras 3 ------------------------------------------------------------------
 
 

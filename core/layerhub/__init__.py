@@ -21,6 +21,7 @@ from layerhub._private.records import LayerRecord
 from layerhub._private.registry import PluginWarning, Registry, registry
 
 if TYPE_CHECKING:
+    from layerhub._private.convert import Conversion, ConversionError, convert
     from layerhub._private.hookspecs import hookimpl, hookspec
     from layerhub._private.loading import load_model
     from layerhub._private.saving import save_model
@@ -30,6 +31,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AmbiguousNameError",
     "BrokenPluginError",
+    "Conversion",
+    "ConversionError",
     "LayerHubError",
     "LayerRecord",
     "MissingPluginError",
@@ -40,6 +43,7 @@ __all__ = [
     "Registry",
     "UnsafeModelError",
     "__version__",
+    "convert",
     "hookimpl",
     "hookspec",
     "load_model",
@@ -49,6 +53,9 @@ __all__ = [
 
 
 _LAZY = {
+    "Conversion": "layerhub._private.convert",
+    "ConversionError": "layerhub._private.convert",
+    "convert": "layerhub._private.convert",
     "hookimpl": "layerhub._private.hookspecs",
     "hookspec": "layerhub._private.hookspecs",
     "load_model": "layerhub._private.loading",

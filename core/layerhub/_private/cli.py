@@ -196,21 +196,67 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     opened = open_model(args.model)
     checks.check_config(opened.path, opened.config, safe_mode=False)
+    if opened.keras2 and not args.verbose:
+        # Which Keras 2 names are Keras' own is asked of Keras; .keras files need no keras.
+        _import_keras_quietly()
     needs = resolve.needs(opened, registry)
-    print(f"{shown(str(opened.path), 400)}: {opened.description}{_origin(opened)}")
-    if not needs:
-        print("it uses only Keras built-in objects")
-        return EXIT_OK
     saved = opened.manifest.objects if opened.manifest is not None else {}
     rows = [_need_row(need, saved.get(need.name)) for need in needs]
-    _emit(table(("NAME", "PLUGIN", "SAVED WITH", "INSTALLED", "STATUS"), rows))
     problems = [
         (need, row[-1])
         for need, row in zip(needs, rows, strict=True)
         if not row[-1].startswith("ok")
     ]
+    if args.requirements:
+        return _print_requirements(needs, saved)
+    if args.json:
+        print(json.dumps(_inspect_json(opened, rows, problems), indent=2))
+        return EXIT_PROBLEM if problems else EXIT_OK
+    print(f"{shown(str(opened.path), 400)}: {opened.description}{_origin(opened)}")
+    if not needs:
+        print("it uses only Keras built-in objects")
+        return EXIT_OK
+    _emit(table(("NAME", "PLUGIN", "SAVED WITH", "INSTALLED", "STATUS"), rows))
     _emit(_remedy_lines(problems, opened))
     return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _inspect_json(opened: Any, rows: Sequence[Sequence[str]], problems: Sequence[Any]) -> Any:
+    """``inspect --json``: stable keys, every string from the file escaped as in the table."""
+    keys = ("name", "plugin", "saved_with", "installed", "status")
+    return {
+        "file": shown(str(opened.path), 400),
+        "format": opened.description,
+        "layerhub_version": (
+            shown(opened.manifest.layerhub_version, 40) if opened.manifest is not None else None
+        ),
+        "needs": [dict(zip(keys, row, strict=True)) for row in rows],
+        "ok": not problems,
+    }
+
+
+def _print_requirements(needs: Sequence[Any], saved: Any) -> int:
+    """One ``name==version`` line per plugin distribution the model needs, for ``pip -r``."""
+    from layerhub._private import resolve
+
+    lines: set[str] = set()
+    unknown = []
+    for need in needs:
+        entry = resolve.missing_entry(need.name, saved.get(need.name))
+        installed = [p for p in need.providers if p.distribution is not None]
+        if entry.distribution is not None and entry.version is not None:
+            lines.add(f"{entry.distribution}=={entry.version}")
+        elif installed:
+            lines.add(f"{installed[0].distribution}=={installed[0].version}")
+        elif entry.distribution is not None:
+            lines.add(entry.distribution)
+        elif not need.by_keras:
+            unknown.append(shown(need.name))
+    _emit(sorted(lines))
+    if unknown:
+        print(f"{PROG}: no distribution is known for {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
 
 
 def _origin(opened: Any) -> str:
@@ -284,6 +330,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if no_backend is None:
         registry.load_all()
     records = registry.list()
+    if args.json:
+        unhealthy = [r for r in records if r.status not in _HEALTHY]
+        report = {
+            "backend_problem": no_backend,
+            "records": [r.to_dict() for r in records],
+            "ok": no_backend is None and not unhealthy,
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK if report["ok"] else EXIT_PROBLEM
     if not records:
         print("no layerhub plugins are installed")
         return EXIT_OK
@@ -328,6 +383,17 @@ def _ambiguity_lines(records: Iterable[LayerRecord]) -> list[str]:
         for name, regs in sorted(by_name.items())
         if len(regs) > 1
     ]
+
+
+# -- convert --------------------------------------------------------------------------------------
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from layerhub._private.convert import convert
+
+    done = convert(args.source, args.target, compile=args.compile, atol=args.atol)
+    _emit(done.lines())
+    return EXIT_OK if done.ok else EXIT_PROBLEM
 
 
 # -- new ------------------------------------------------------------------------------------------
@@ -406,10 +472,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("info", cmd_info, "one layer: summary, signature, registration and versions")
     p.add_argument("name", metavar="NAME", help="class name or registered name")
 
-    p = command("inspect", cmd_inspect, "what a .keras or .h5 model file needs (builds nothing)")
-    p.add_argument("model", metavar="MODEL", help="path to a .keras or .h5 file")
+    p = command("inspect", cmd_inspect, "what a model file needs (builds nothing, imports nothing)")
+    p.add_argument("model", metavar="MODEL", help=".keras or .h5 file, or SavedModel directory")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the report as JSON")
+    output.add_argument(
+        "--requirements",
+        action="store_true",
+        help="print the plugin requirements (name==version), for pip install -r",
+    )
 
-    command("doctor", cmd_doctor, "import every plugin and report broken or inconsistent ones")
+    p = command("doctor", cmd_doctor, "import every plugin and report broken or inconsistent ones")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = command("convert", cmd_convert, "convert a Keras 2 model to .keras and check the result")
+    p.add_argument("source", metavar="OLD", help=".h5 file or Keras 2 SavedModel directory")
+    p.add_argument("target", metavar="NEW", help="the .keras file to write")
+    p.add_argument("--atol", type=float, default=1e-5, help="largest accepted difference")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="carry the training configuration over (default: yes)",
+    )
 
     p = command("new", cmd_new, "write a new plugin distribution from the template")
     p.add_argument("name", metavar="NAME", help="'layerhub-foo', or 'foo' (then prefixed)")
@@ -428,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NEEDS_KERAS = (cmd_info, cmd_doctor)
+_NEEDS_KERAS = (cmd_info, cmd_doctor, cmd_convert)
 
 
 def _import_keras_quietly() -> None:

@@ -90,9 +90,30 @@ def _providers(name: str, records: list[LayerRecord], *, keras2: bool) -> tuple[
 def _resolved_by_keras(name: str, custom_objects: Mapping[str, Any]) -> bool:
     if name in custom_objects:
         return True
+    if ">" not in name and _keras_function(name):
+        return True
     keras = sys.modules.get("keras")
     # Until keras is imported, nothing can have registered with it or opened a scope.
     return keras is not None and keras.saving.get_registered_object(name) is not None
+
+
+# Where Keras looks up a function saved by bare name ({"module": "builtins", "class_name":
+# "function", "config": "mean_squared_error"}).
+_FUNCTION_MODULES: Final = (
+    "activations",
+    "constraints",
+    "initializers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "regularizers",
+)
+
+
+def _keras_function(name: str) -> bool:
+    import keras
+
+    return any(callable(getattr(getattr(keras, m), name, None)) for m in _FUNCTION_MODULES)
 
 
 def custom_objects_for(
