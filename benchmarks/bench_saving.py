@@ -8,7 +8,7 @@
   ``layerhub_upgrade_config`` hook rewrites a config, against ``keras.saving.load_model`` of the
   same model saved with the current config. Goal: <= 1.05x: the weights are never copied.
 
-Sizes: 10 MiB and 200 MiB by default; ``--big`` adds 1 GiB (needs ~6 GiB of memory and disk).
+Sizes: 10 MiB and 200 MiB by default; ``--full`` adds 1 GiB (needs ~6 GiB of memory and disk).
 """
 
 from __future__ import annotations
@@ -179,5 +179,5 @@ def measure(model: object, size: int, scratch: Path, repeats: int) -> None:
 
 
 if __name__ == "__main__":
-    big = "--big" in sys.argv[1:]
+    big = "--full" in sys.argv[1:]
     main((10 * MIB, 200 * MIB, 1024 * MIB) if big else (10 * MIB, 200 * MIB), repeats=5)

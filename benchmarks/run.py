@@ -13,9 +13,10 @@ BENCHMARKS = (
     "bench_locally_connected.py",
     "bench_fm.py",
     "bench_pam.py",
+    "bench_saving.py",
 )
 # `run.py --full` passes --full to the benchmarks that have a reduced default set.
-FULL_SET = {"bench_pam.py"}
+FULL_SET = {"bench_pam.py", "bench_saving.py"}
 
 
 def main() -> int:
