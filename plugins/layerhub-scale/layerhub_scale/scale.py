@@ -40,7 +40,11 @@ class Scale(keras.layers.Layer):
         beta_regularizer: optional regularizer of ``beta``.
         gamma_constraint: optional constraint of ``gamma``.
         beta_constraint: optional constraint of ``beta``.
-        **kwargs: base layer arguments such as ``name`` and ``dtype``.
+        **kwargs: base layer arguments such as ``name`` and ``dtype``. The Keras 2 (DenseNet)
+            spellings are accepted too, so that ported code runs unchanged: ``gamma_init`` and
+            ``beta_init`` for the initializers (``"one"`` and ``"zero"`` meaning ``"ones"`` and
+            ``"zeros"``), and ``weights``, a ``[gamma, beta]`` list set when the layer is built.
+            They are never saved: the config holds the Keras 3 names only.
 
     Call arguments:
         inputs: a tensor of any rank that has every axis in ``axis``.
@@ -61,6 +65,13 @@ class Scale(keras.layers.Layer):
         beta_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
+        gamma_initializer = _keras2_alias(
+            kwargs, "gamma_init", "gamma_initializer", gamma_initializer, "ones"
+        )
+        beta_initializer = _keras2_alias(
+            kwargs, "beta_init", "beta_initializer", beta_initializer, "zeros"
+        )
+        self._initial_weights = kwargs.pop("weights", None)
         super().__init__(**kwargs)
         axes = _axis_list(axis)
         if not axes:
@@ -111,6 +122,9 @@ class Scale(keras.layers.Layer):
             constraint=self.beta_constraint,
         )
         self.input_spec = keras.layers.InputSpec(ndim=rank, axes={a: input_shape[a] for a in axes})
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
 
     def call(self, inputs: Any) -> Any:
         gamma = ops.reshape(ops.cast(self.gamma, self.compute_dtype), self._broadcast_shape)
@@ -153,3 +167,20 @@ def _axis_list(axis: object) -> list[int] | None:
     if not all(_is_int(a) for a in items):
         return None
     return [int(a) for a in items]
+
+
+# Keras 1 and 2 initializer names that Keras 3 spells differently.
+_KERAS2_INITIALIZERS = {"one": "ones", "zero": "zeros"}
+
+
+def _keras2_alias(kwargs: dict[str, Any], old: str, new: str, value: Any, default: Any) -> Any:
+    """The value of argument ``new``, taking its Keras 2 spelling ``old`` from ``kwargs``."""
+    if old not in kwargs:
+        return value
+    given = kwargs.pop(old)
+    if value != default:
+        raise ValueError(
+            f"`{old}` is the Keras 2 name of `{new}`; pass one of them. "
+            f"Received: {old}={given!r}, {new}={value!r}"
+        )
+    return _KERAS2_INITIALIZERS.get(given, given) if isinstance(given, str) else given

@@ -56,7 +56,7 @@ def test_gradients_reach_every_weight_and_training_lowers_loss() -> None:
     x = RNG.normal(size=(16, 3)).astype("float32")
     target = x * np.array([2.0, -1.0, 0.5], "float32") + 1.0
     layer = Scale()
-    grads = weight_gradients(layer, x, lambda y: ops.mean((y - target) ** 2))
+    grads = weight_gradients(layer, x, lambda y: ops.mean(ops.square(ops.subtract(y, target))))
     assert len(grads) == 2
     assert all(g is not None and np.abs(g).max() > 0 for g in grads)
     model = keras.Sequential([keras.Input((3,)), layer])
@@ -146,3 +146,32 @@ def test_numpy_integer_axis(axis: object, expected_config: object, axes: list[in
 def test_rejects_non_integer_axis(axis: object) -> None:
     with pytest.raises(ValueError, match="Received: axis="):
         Scale(axis=axis)
+
+
+# -- Keras 2 argument names --------------------------------------------------------------------
+
+
+def test_densenet_keras2_constructor_runs_unchanged() -> None:
+    # DenseNet-Keras builds its Scale layers exactly like this.
+    x = RNG.normal(size=(2, 4, 4, 3)).astype("float32")
+    layer = Scale(axis=3, momentum=0.9, beta_init="zero", gamma_init="one", weights=None)
+    np.testing.assert_allclose(layer(x), x, rtol=1e-6)
+    config = layer.get_config()
+    assert "gamma_init" not in config
+    assert "beta_init" not in config
+    assert "weights" not in config
+    assert config["gamma_initializer"]["class_name"] == "Ones"
+    assert config["beta_initializer"]["class_name"] == "Zeros"
+
+
+def test_keras2_weights_argument_sets_gamma_and_beta_on_build() -> None:
+    x = RNG.normal(size=(2, 3)).astype("float32")
+    gamma = RNG.normal(size=(3,)).astype("float32")
+    beta = RNG.normal(size=(3,)).astype("float32")
+    layer = Scale(weights=[gamma, beta])
+    np.testing.assert_allclose(layer(x), reference(x, gamma, beta, [1]), rtol=1e-6, atol=1e-6)
+
+
+def test_keras2_and_keras3_names_for_one_argument_conflict() -> None:
+    with pytest.raises(ValueError, match="Received: gamma_init='one', gamma_initializer='zeros'"):
+        Scale(gamma_init="one", gamma_initializer="zeros")
