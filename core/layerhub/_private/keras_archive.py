@@ -67,6 +67,58 @@ def open_archive(file: Path) -> OpenedModel:
     )
 
 
+def open_directory(folder: Path) -> OpenedModel:
+    """Read an unzipped Keras 3 model (the layout a Hub repository holds)."""
+    name = shown(str(folder), 400)
+    config = _json_file(folder / "config.json", name)
+    metadata = (
+        _json_file(folder / "metadata.json", name) if (folder / "metadata.json").is_file() else {}
+    )
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ModelFileError(f"{name} is not a Keras model: config.json holds no serialised object")
+    found = (
+        manifest.parse(metadata.get(manifest.METADATA_KEY)) if isinstance(metadata, dict) else None
+    )
+    return OpenedModel(
+        path=folder,
+        description="Keras 3 model directory",
+        config=config,
+        training_config=config.get("compile_config"),
+        manifest=found,
+        keras2=False,
+        source=lambda new_config, _training: _directory_with_config(folder, new_config),
+    )
+
+
+def _json_file(file: Path, name: str) -> Any:
+    checks.check_size(Path(name), file.name, file.stat().st_size)
+    try:
+        return json.loads(file.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise ModelFileError(f"{name}: its {file.name} nests too deeply to read") from None
+    except ValueError as error:
+        raise ModelFileError(
+            f"{name}: its {file.name} is not JSON: {shown(one_line(error))}"
+        ) from error
+
+
+@contextlib.contextmanager
+def _directory_with_config(folder: Path, new_config: dict[str, Any] | None) -> Iterator[Path]:
+    """The folder itself, or a temporary one holding ``new_config`` and links to the rest."""
+    if new_config is None:
+        yield folder
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="layerhub-") as scratch:
+        view = Path(scratch)
+        for entry in folder.iterdir():
+            if entry.name != "config.json":
+                (view / entry.name).symlink_to(entry.resolve())
+        (view / "config.json").write_text(json.dumps(new_config))
+        yield view
+
+
 def _refuse_duplicates(archive: zipfile.ZipFile, name: str) -> None:
     names = [info.filename for info in archive.infolist()]
     if len(names) != len(set(names)):

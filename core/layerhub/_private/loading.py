@@ -19,7 +19,7 @@ from layerhub._private import checks, keras2, resolve
 from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.keras2_hdf5 import open_hdf5
 from layerhub._private.keras2_savedmodel import open_savedmodel
-from layerhub._private.keras_archive import open_archive
+from layerhub._private.keras_archive import open_archive, open_directory
 from layerhub._private.manifest import Manifest
 from layerhub._private.model_file import OpenedModel, locate
 from layerhub._private.records import one_line
@@ -30,6 +30,7 @@ FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {
     "keras": open_archive,
     "h5": open_hdf5,
     "savedmodel": open_savedmodel,
+    "keras_dir": open_directory,
 }
 
 
@@ -50,7 +51,10 @@ def load_model(
     safe_mode: bool = True,
     registry: Registry = registry,
 ) -> Any:
-    """Load a ``.keras`` or Keras 2 ``.h5`` model, importing exactly the plugins it needs.
+    """Load a saved model, importing exactly the plugins it needs.
+
+    Takes what ``keras.saving.load_model`` takes (a ``.keras`` file, a Keras 2 ``.h5`` file, a
+    Keras model directory, ``hf://owner/repo``) and Keras 2 SavedModel directories.
 
     Names are resolved as Keras resolves them (``custom_objects``, an active
     ``keras.saving.custom_object_scope``, classes registered by your own imports), with

@@ -44,14 +44,25 @@ class OpenedModel(NamedTuple):
     source: Source
 
 
+HUB_PREFIX: Final = "hf://"
+
+
 def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
-    """Check that ``path`` names a model file and say which format its suffix promises."""
+    """Check that ``path`` names a model and say which format it promises.
+
+    ``hf://owner/repo`` is fetched from the Hugging Face Hub (or its local cache) into a
+    directory first, as ``keras.saving.load_model`` does.
+    """
+    if isinstance(path, str) and path.startswith(HUB_PREFIX):
+        path = _from_hub(path[len(HUB_PREFIX) :])
     file = Path(path)
     if not file.exists():
         raise ModelFileError(f"no such model file: {shown(str(file), 400)}")
     if file.is_dir():
         if (file / "saved_model.pb").is_file():
             return file, "savedmodel"
+        if (file / "config.json").is_file():
+            return file, "keras_dir"
         raise ModelFileError(
             f"{shown(str(file), 400)} is a directory but no SavedModel; layerhub loads .keras "
             "archives, Keras 2 .h5 files and Keras 2 SavedModel directories"
@@ -68,3 +79,23 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
         f"{shown(str(file), 400)}: unsupported model file type {shown(suffix or '(none)')!r}; "
         "expected .keras or .h5"
     )
+
+
+def _from_hub(repo_id: str) -> Path:
+    """The local snapshot of a Hub model repository (downloaded unless cached)."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ModelFileError(
+            f"loading {HUB_PREFIX}{shown(repo_id)} needs huggingface_hub: "
+            "pip install huggingface_hub"
+        ) from None
+    try:
+        folder = huggingface_hub.snapshot_download(repo_id=repo_id, library_name="keras")
+    except Exception as error:  # offline without a cached copy, no such repo, network ...
+        from layerhub._private.records import one_line
+
+        raise ModelFileError(
+            f"cannot fetch {HUB_PREFIX}{shown(repo_id)}: {shown(one_line(error), 300)}"
+        ) from error
+    return Path(folder)
