@@ -12,6 +12,7 @@ README's "Distributed training" section states, so the section is told when Kera
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -169,8 +170,16 @@ print("loaded", mode)
 """
 
 
+def _only_on(backend: str, environment: str) -> None:
+    """Run each engine once per tox run, in the environment of its own backend."""
+    current = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if current != backend:
+        pytest.skip(f"runs in the {backend} environment ({environment}), not under {current}")
+
+
 def test_mirrored_strategy_matches_one_device_and_round_trips(tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
+    _only_on("tensorflow", "tox -e py")
     env = {"KERAS_BACKEND": "tensorflow"}
     trained = run_in_fresh_interpreter(MIRRORED, str(HERE), str(tmp_path), env=env)
     lines = dict(line.split(" ", 1) for line in trained.stdout.splitlines() if " " in line)
@@ -188,7 +197,8 @@ def test_mirrored_strategy_matches_one_device_and_round_trips(tmp_path: Path) ->
 
 def test_jax_data_parallel_matches_one_device_and_round_trips(tmp_path: Path) -> None:
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed in this environment (tox -e jax or -e torch has it)")
+        pytest.skip("jax is not installed in this environment (tox -e jax has it)")
+    _only_on("jax", "tox -e jax")
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     run_in_fresh_interpreter(DATA_PARALLEL, str(HERE), str(tmp_path), env=env)
     run_in_fresh_interpreter(LOAD, "none", str(tmp_path), env=env)
