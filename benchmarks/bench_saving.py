@@ -28,36 +28,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import interleaved, timed, verdict
 
 MIB = 1 << 20
-SHIFT_PLUGIN = """
-import keras
-from layerhub import hookimpl
-
-@keras.saving.register_keras_serializable(package="layerhub_benchshift")
-class Shift(keras.layers.Layer):
-    def __init__(self, offset=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.offset = offset
-
-    def call(self, x):
-        return x + self.offset
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"offset": self.offset})
-        return config
-
-@hookimpl
-def layerhub_layers():
-    return [Shift]
-
-@hookimpl
-def layerhub_upgrade_config(registered_name, config, saved_version):
-    if saved_version != "1.0":
-        return None
-    config = dict(config)
-    config["offset"] = config.pop("bias")
-    return config
-"""
 
 
 def model_of(size: int, shift: type) -> object:
@@ -113,17 +83,10 @@ def as_version_one(path: Path, target: Path) -> None:
 
 
 def main(sizes: tuple[int, ...], repeats: int) -> None:
-    from layerhub.testing.fakes import write_fake_distribution
+    from layerhub.testing.fakes import write_upgrading_plugin
 
     site = Path(tempfile.mkdtemp(prefix="layerhub-bench-site-"))
-    write_fake_distribution(
-        site,
-        "layerhub-benchshift",
-        version="2.0",
-        plugin="layerhub_benchshift",
-        objects={"Shift": "layerhub_benchshift:Shift"},
-        modules={"layerhub_benchshift/__init__.py": SHIFT_PLUGIN},
-    )
+    write_upgrading_plugin(site, "layerhub_benchshift")
     sys.path.insert(0, str(site))
     shift = importlib.import_module("layerhub_benchshift").Shift
     print("== 4. saving and upgrading big models (medians, interleaved, overwriting)")

@@ -1,7 +1,7 @@
 """Shared pieces of the hardening tests: small plugin models, archive surgery, error checks.
 
-Not a test module. The tests run with ``--import-mode=importlib``, so each test module loads this
-file by path (``importlib.util.spec_from_file_location``) under the name ``hardening_helpers``.
+Not a test module: ``tests/conftest.py`` puts this directory on ``sys.path``, so the tests (and
+the fresh interpreters they start, with the directory on their path) ``import _hardening``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ import pytest
 from layerhub import Registry
 from layerhub.testing.fakes import write_fake_distribution
 
+# Shared helper modules beside the tests (``_hardening``) import by name: --import-mode=importlib
+# does not put this directory on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).parent))
+
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

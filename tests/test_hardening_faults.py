@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import importlib.util
 import json
 import os
 import random
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _hardening as H
 import keras
 import numpy as np
 import pytest
@@ -26,22 +26,6 @@ from layerhub_scale import Scale
 import layerhub
 from layerhub.testing import run_in_fresh_interpreter
 
-
-def _helpers() -> Any:
-    name = "hardening_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("_hardening.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
 # The one pattern a temporary file of layerhub.save_model may have (README, "Security model").
 TEMP_GLOB = ".*.layerhub-tmp*"
 KILLS = int(os.environ.get("LAYERHUB_FAULT_KILLS") or 5)

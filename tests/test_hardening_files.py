@@ -7,16 +7,15 @@ that is not an object, manifests of the wrong shape or with shell in them, garba
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import stat
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _hardening as H
 import h5py
 import numpy as np
 import pytest
@@ -27,22 +26,6 @@ import layerhub
 from layerhub import LayerHubError, MissingPluginError, ModelFileError
 from layerhub.testing import run_in_fresh_interpreter
 
-
-def _helpers() -> Any:
-    name = "hardening_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("_hardening.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
 DEPTH = 100_000
 BOMB_SIZE = 200 * 2**20  # decompressed; ~200 KB compressed
 

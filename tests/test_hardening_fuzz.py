@@ -11,7 +11,6 @@ examples (``LAYERHUB_FUZZ_EXAMPLES``, 500 by default there).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import _hardening as H
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -26,23 +26,6 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import layerhub
-
-
-def _helpers() -> Any:
-    name = "hardening_helpers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("_hardening.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-H = _helpers()
 
 _COMMON: dict[str, Any] = {
     "deadline": None,

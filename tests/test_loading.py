@@ -250,50 +250,10 @@ def test_python_lambda_needs_safe_mode_off(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-UPGRADING_PLUGIN = """
-import keras
-from layerhub import hookimpl
-
-@keras.saving.register_keras_serializable(package="layerhub_upgrading")
-class Shift(keras.layers.Layer):
-    def __init__(self, offset=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.offset = offset
-
-    def call(self, x):
-        return x + self.offset
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"offset": self.offset})
-        return config
-
-@hookimpl
-def layerhub_layers():
-    return [Shift]
-
-@hookimpl
-def layerhub_upgrade_config(registered_name, config, saved_version):
-    if registered_name != "layerhub_upgrading>Shift" or saved_version != "1.0":
-        return None
-    # Version 1.0 called the argument "bias".
-    config = dict(config)
-    config["offset"] = config.pop("bias")
-    return config
-"""
-
-
 def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: Path) -> None:
-    from layerhub.testing.fakes import write_fake_distribution
+    from layerhub.testing.fakes import write_upgrading_plugin
 
-    write_fake_distribution(
-        site,
-        "layerhub-upgrading",
-        version="2.0",
-        plugin="layerhub_upgrading",
-        objects={"Shift": "layerhub_upgrading:Shift"},
-        modules={"layerhub_upgrading/__init__.py": UPGRADING_PLUGIN},
-    )
+    write_upgrading_plugin(site, "layerhub_upgrading")
     registry = Registry()
     shift = registry.get("Shift")
     inputs = keras.Input((2,))

@@ -17,8 +17,9 @@ from layerhub._private import config_tree
 # Class names Keras writes for things that are not classes.
 _MARKERS: Final = frozenset({"function"})
 _MODEL_CLASSES: Final = frozenset({"Functional", "Sequential", "Model"})
-# The Keras modules whose ALL_OBJECTS_DICT tables Keras' own deserialisers look names up in.
-_OBJECT_MODULES: Final = (
+# The Keras modules whose ALL_OBJECTS_DICT tables Keras' own deserialisers look names up in (and
+# where Keras 3 finds a function saved by bare name).
+OBJECT_MODULES: Final = (
     "activations",
     "constraints",
     "initializers",
@@ -46,7 +47,7 @@ def _builtin_names() -> frozenset[str]:
     import keras
 
     names = set(vars(keras.layers)) | set(vars(keras)) | _MODEL_CLASSES | _POLICY_CLASSES
-    for module in _OBJECT_MODULES:
+    for module in OBJECT_MODULES:
         table = getattr(importlib.import_module(f"keras.src.{module}"), "ALL_OBJECTS_DICT", {})
         names.update(table)
         names.update(vars(getattr(keras, module)))

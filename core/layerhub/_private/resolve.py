@@ -97,23 +97,10 @@ def _resolved_by_keras(name: str, custom_objects: Mapping[str, Any]) -> bool:
     return keras is not None and keras.saving.get_registered_object(name) is not None
 
 
-# Where Keras looks up a function saved by bare name ({"module": "builtins", "class_name":
-# "function", "config": "mean_squared_error"}).
-_FUNCTION_MODULES: Final = (
-    "activations",
-    "constraints",
-    "initializers",
-    "losses",
-    "metrics",
-    "optimizers",
-    "regularizers",
-)
-
-
 def _keras_function(name: str) -> bool:
     import keras
 
-    return any(callable(getattr(getattr(keras, m), name, None)) for m in _FUNCTION_MODULES)
+    return any(callable(getattr(getattr(keras, m), name, None)) for m in keras2.OBJECT_MODULES)
 
 
 def custom_objects_for(

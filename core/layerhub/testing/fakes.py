@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["write_fake_distribution"]
+__all__ = ["write_fake_distribution", "write_upgrading_plugin"]
 
 
 def write_fake_distribution(
@@ -51,3 +51,52 @@ def write_fake_distribution(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(source, encoding="utf-8")
     return info
+
+
+_UPGRADING_PLUGIN = """
+import keras
+from layerhub import hookimpl
+
+@keras.saving.register_keras_serializable(package="{package}")
+class Shift(keras.layers.Layer):
+    def __init__(self, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def call(self, x):
+        return x + self.offset
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({{"offset": self.offset}})
+        return config
+
+@hookimpl
+def layerhub_layers():
+    return [Shift]
+
+@hookimpl
+def layerhub_upgrade_config(registered_name, config, saved_version):
+    if registered_name != "{package}>Shift" or saved_version != "1.0":
+        return None
+    # Version 1.0 called the argument "bias".
+    config = dict(config)
+    config["offset"] = config.pop("bias")
+    return config
+"""
+
+
+def write_upgrading_plugin(root: Path, package: str, *, version: str = "2.0") -> Path:
+    """A fake plugin whose ``Shift(offset)`` layer was ``Shift(bias)`` in its version 1.0.
+
+    Its ``layerhub_upgrade_config`` hook renames the argument in configs saved by 1.0, so tests
+    and benchmarks can exercise the upgrade path of ``load_model``.
+    """
+    return write_fake_distribution(
+        root,
+        package.replace("_", "-"),
+        version=version,
+        plugin=package,
+        objects={"Shift": f"{package}:Shift"},
+        modules={f"{package}/__init__.py": _UPGRADING_PLUGIN.format(package=package)},
+    )
