@@ -47,10 +47,9 @@ def weight_gradients(
         inputs: what the layer is called on: an array, or a list of arrays for a layer with
             several inputs.
         loss: maps what the layer returns (a tensor, or a list of tensors) to a scalar, such as
-            ``lambda y: ops.sum(ops.multiply(y, upstream))``. By default the sum of the squares
-            of every floating-point output, computed in float32. Combine outputs with NumPy
-            constants through ``keras.ops``: on PyTorch, ``y * upstream`` with a NumPy
-            ``upstream`` raises for a tensor that requires a gradient.
+            ``lambda y: ops.sum(y * upstream)`` (with a NumPy ``upstream``, on every backend).
+            By default the sum of the squares of every floating-point output, computed in
+            float32.
         training: the ``training`` argument of the call.
 
     Returns:
@@ -189,7 +188,10 @@ def _torch_gradients(
             tensor.requires_grad_(True)
     with torch.enable_grad():
         outputs = layer(tensors, **kwargs)
-        value = _sum_of_squares(outputs) if loss is None else loss(outputs)
+        if loss is None:
+            value = _sum_of_squares(outputs)
+        else:
+            value = loss(keras.tree.map_structure(_numpy_operands, outputs))
         # Read after the call, which builds an unbuilt layer.
         weights = list(layer.trainable_weights)
         sources = [w.value if isinstance(w, keras.Variable) else w for w in weights]
@@ -205,6 +207,47 @@ def _torch_gradients(
         grads[index] = grad
     arrays = [None if g is None else ops.convert_to_numpy(g.detach()) for g in grads]
     return arrays[: len(weights)], arrays[len(weights) :]
+
+
+_NUMPY_FRIENDLY: list[Any] = []
+
+
+def _numpy_operands(tensor: Any) -> Any:
+    """``tensor`` (still on the autograd graph) with operators that take NumPy operands.
+
+    A loss such as ``lambda y: ops.sum(y * upstream)`` with a NumPy ``upstream`` works on
+    TensorFlow and JAX; on PyTorch, ``*`` between a tensor that requires a gradient and a NumPy
+    array raises (``Can't call numpy() on Tensor that requires grad``). This subclass converts a
+    NumPy operand of an arithmetic operator to a tensor on the same device, on either side
+    (``__array_ufunc__ = None`` makes NumPy hand ``upstream * y`` over to ``y.__rmul__``).
+    """
+    import torch
+
+    if not isinstance(tensor, torch.Tensor):
+        return tensor
+    if not _NUMPY_FRIENDLY:
+
+        class NumpyFriendlyTensor(torch.Tensor):
+            __array_ufunc__ = None
+
+        def operator(name: str) -> Any:
+            base = getattr(torch.Tensor, name)
+
+            def apply(self: Any, other: Any) -> Any:
+                if isinstance(other, (np.ndarray, np.generic)):
+                    other = torch.as_tensor(other, device=self.device)
+                return base(self, other)
+
+            apply.__name__ = name
+            return apply
+
+        for name in (
+            "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+            "__truediv__", "__rtruediv__", "__pow__", "__rpow__", "__matmul__", "__rmatmul__",
+        ):  # fmt: skip
+            setattr(NumpyFriendlyTensor, name, operator(name))
+        _NUMPY_FRIENDLY.append(NumpyFriendlyTensor)
+    return tensor.as_subclass(_NUMPY_FRIENDLY[0])
 
 
 def _sum_of_squares(outputs: Any) -> Any:
