@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -170,7 +171,7 @@ def _torch_gradients(
     variable's ``.value``, the ``torch.nn.Parameter`` the layer reads; ``allow_unused`` gives
     ``None`` for a source the loss does not depend on, as the tape does.
     """
-    import torch
+    torch = importlib.import_module("torch")  # typed Any: lint needs no torch
 
     kwargs = {} if training is None else {"training": training}
     # Through NumPy: an input may be a tf.Tensor (the data also given to a tf-keras reference).
@@ -221,13 +222,14 @@ def _numpy_operands(tensor: Any) -> Any:
     NumPy operand of an arithmetic operator to a tensor on the same device, on either side
     (``__array_ufunc__ = None`` makes NumPy hand ``upstream * y`` over to ``y.__rmul__``).
     """
-    import torch
+    torch = importlib.import_module("torch")  # typed Any: lint needs no torch
 
     if not isinstance(tensor, torch.Tensor):
         return tensor
     if not _NUMPY_FRIENDLY:
+        tensor_class: Any = torch.Tensor
 
-        class NumpyFriendlyTensor(torch.Tensor):
+        class NumpyFriendlyTensor(tensor_class):  # type: ignore[misc]
             __array_ufunc__ = None
 
         def operator(name: str) -> Any:
