@@ -435,6 +435,7 @@ def test_an_error_inside_a_library_the_layer_calls_names_the_layers_line() -> No
 
 @pytest.mark.slow
 def test_tensorflow_calls_on_jax_report_the_layers_error(tmp_path: Any) -> None:
+    pytest.importorskip("jax")  # the layer runs on the JAX backend, in a fresh interpreter
     (tmp_path / "tf_dot.py").write_text(
         "import keras, tensorflow as tf\n"
         "\n"
