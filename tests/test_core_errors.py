@@ -125,3 +125,11 @@ def test_names_are_escaped_in_the_message() -> None:
     error = MissingPluginError([Missing("bad\nname")])
     assert "\n" not in str(error)
     assert error.names == ("bad\nname",)
+
+
+def test_one_name_twice_keeps_the_given_order_and_never_compares_distributions() -> None:
+    error = MissingPluginError(
+        [Missing("X", "layerhub-b"), Missing("X", None), Missing("X", "layerhub-a")]
+    )
+    assert error.names == ("X", "X", "X")
+    assert error.pip_command == "pip install layerhub-b layerhub-a"
