@@ -131,3 +131,13 @@ def test_metadata_without_a_name_is_unknown(fake_dist: FakeDist) -> None:
 def test_canonical_name() -> None:
     assert discovery.canonical_name("Layer_Hub.-Scale") == "layer-hub-scale"
     assert discovery.canonical_name("a") == "a"
+
+
+def test_installed_first_party_plugins_are_discovered() -> None:
+    # tests/test_plugins.py parametrises over registry.list() at collection time: with nothing
+    # discovered it would become one skipped empty parameter set. This fails instead.
+    found = {r.distribution for r in discovery.scan()}
+    plugins = Path(__file__).resolve().parents[1] / "plugins"
+    expected = {p.name for p in plugins.glob("layerhub-*") if (p / "pyproject.toml").exists()}
+    assert "layerhub-scale" in found
+    assert expected <= found
