@@ -592,3 +592,24 @@ def test_conformance_is_opt_in_and_the_fixture_works(pytester: pytest.Pytester) 
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_mask_helper_catches_a_layer_that_drops_the_mask() -> None:
+    import keras
+
+    from layerhub.testing import assert_mask_passes_through
+
+    class Doubles(keras.layers.Layer):
+        """Per-position, but without supports_masking: the mask stops here."""
+
+        def call(self, x: Any) -> Any:
+            return 2.0 * x + 1.0
+
+    class DoublesMasked(Doubles):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.supports_masking = True
+
+    assert_mask_passes_through(DoublesMasked())
+    with pytest.raises(AssertionError):
+        assert_mask_passes_through(Doubles())

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         check_layer,
     )
     from layerhub.testing._fresh import RoundTripError, assert_roundtrip, run_in_fresh_interpreter
+    from layerhub.testing._masking import assert_mask_passes_through
     from layerhub.testing._training import (
         assert_training_reduces_loss,
         input_gradients,
@@ -35,6 +36,7 @@ __all__ = [
     "ConformanceNote",
     "ConformanceReport",
     "RoundTripError",
+    "assert_mask_passes_through",
     "assert_roundtrip",
     "assert_training_reduces_loss",
     "check_layer",
@@ -52,6 +54,7 @@ _HOMES = {
     "check_layer": "_checks",
     "RoundTripError": "_fresh",
     "assert_roundtrip": "_fresh",
+    "assert_mask_passes_through": "_masking",
     "run_in_fresh_interpreter": "_fresh",
     "assert_training_reduces_loss": "_training",
     "input_gradients": "_training",
