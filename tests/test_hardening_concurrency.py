@@ -98,6 +98,7 @@ class CountingFinder(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, CountingFinder())
 
+import keras
 import numpy as np
 import layerhub
 
@@ -113,7 +114,7 @@ def work(index):
         try:
             barrier.wait()
             model = layerhub.load_model(case["path"])
-            got = np.asarray(model(np.load(case["x"]), training=False))
+            got = keras.ops.convert_to_numpy(model(np.load(case["x"]), training=False))
             want = np.load(case["y"])
             if not np.allclose(got, want, rtol=1e-5, atol=1e-5):
                 errors.append(f"{name}: predictions differ by {np.max(np.abs(got - want))}")
@@ -139,7 +140,7 @@ def test_threads_load_models_needing_different_plugins(tmp_path: Path) -> None:
     for name, (model, x, plugin) in plugin_models().items():
         path = layerhub.save_model(model, tmp_path / f"{name}.keras")
         np.save(tmp_path / f"{name}.x.npy", x)
-        np.save(tmp_path / f"{name}.y.npy", np.asarray(model(x, training=False)))
+        np.save(tmp_path / f"{name}.y.npy", keras.ops.convert_to_numpy(model(x, training=False)))
         cases[name] = {
             "path": str(path),
             "x": str(tmp_path / f"{name}.x.npy"),
@@ -175,7 +176,7 @@ keras.utils.set_random_seed(index)
 inputs = keras.Input((8,))
 model = keras.Model(inputs, keras.layers.Dense(4)(Scale(gamma_initializer="random_normal")(inputs)))
 x = np.linspace(-1, 1, 16, dtype="float32").reshape(2, 8)
-np.save(flags / f"expected{index}.npy", np.asarray(model(x, training=False)))
+np.save(flags / f"expected{index}.npy", keras.ops.convert_to_numpy(model(x, training=False)))
 (flags / f"ready{index}").touch()
 for round_ in range(rounds):
     while not (flags / f"go{round_}").exists():
@@ -238,7 +239,7 @@ def test_processes_saving_to_one_path_leave_one_complete_model(tmp_path: Path) -
             assert sorted(p.name for p in target_dir.iterdir()) == ["shared.keras"], (
                 "temporary files were left behind"
             )
-            got = np.asarray(layerhub.load_model(target)(x, training=False))
+            got = keras.ops.convert_to_numpy(layerhub.load_model(target)(x, training=False))
             matches = [i for i, want in enumerate(expected) if np.array_equal(got, want)]
             assert len(matches) == 1, f"round {round_}: the file is none of the saved models"
     finally:

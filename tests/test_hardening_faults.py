@@ -44,7 +44,7 @@ inputs = keras.Input((width,))
 hidden = keras.layers.Dense(width, kernel_initializer="random_normal")(inputs)
 model = keras.Model(inputs, keras.layers.Dense(3)(Scale()(hidden)))
 x = np.linspace(-1, 1, width, dtype="float32").reshape(1, width)
-np.save(flags / "expected.npy", np.asarray(model(x, training=False)))
+np.save(flags / "expected.npy", keras.ops.convert_to_numpy(model(x, training=False)))
 (flags / "ready").touch()
 while not (flags / "go").exists():
     time.sleep(0.001)
@@ -91,7 +91,7 @@ def test_killed_save_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
     target = directory / "big.keras"
     old = small_model()
     x = np.linspace(-1, 1, WIDTH, dtype="float32").reshape(1, WIDTH)
-    old_prediction = np.asarray(old(x, training=False))
+    old_prediction = keras.ops.convert_to_numpy(old(x, training=False))
     # Every saver starts now (TensorFlow start-up overlaps); each one waits for its own "go".
     savers = [start_saver(target, tmp_path / f"flags{i}") for i in range(KILLS + 1)]
     rng = random.Random(1234)
@@ -108,7 +108,9 @@ def test_killed_save_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
         duration = float((tmp_path / "flags0" / "saved").read_text())
         assert sorted(p.name for p in directory.iterdir()) == ["big.keras"]
         np.testing.assert_allclose(
-            np.asarray(layerhub.load_model(target)(x, training=False)), new_prediction, rtol=1e-5
+            keras.ops.convert_to_numpy(layerhub.load_model(target)(x, training=False)),
+            new_prediction,
+            rtol=1e-5,
         )
 
         outcomes = []
@@ -128,12 +130,12 @@ def test_killed_save_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
             assert all(n.startswith(f".{target.name}.") for n in new), sorted(new)
             assert target.exists(), f"killed after {delay:.2f}s: the target is gone"
             if digest(target) == old_digest:
-                got = np.asarray(layerhub.load_model(target)(x, training=False))
+                got = keras.ops.convert_to_numpy(layerhub.load_model(target)(x, training=False))
                 np.testing.assert_allclose(got, old_prediction, rtol=1e-5)
                 outcomes.append("old")
             else:
                 try:
-                    got = np.asarray(layerhub.load_model(target)(x, training=False))
+                    got = keras.ops.convert_to_numpy(layerhub.load_model(target)(x, training=False))
                 except Exception as error:
                     raise AssertionError(
                         f"killed after {delay:.2f}s of {duration:.2f}s: the target is broken: "

@@ -445,7 +445,7 @@ def test_weight_gradients_default_to_the_sum_of_squares() -> None:
     x = np.array([[1.0, -2.0], [3.0, 0.5]], "float32")
     layer = DeadWeight()
     kernel, bias = weight_gradients(layer, x)
-    if keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() != "jax":
         assert bias is None
     else:
         np.testing.assert_array_equal(bias, np.zeros_like(bias))

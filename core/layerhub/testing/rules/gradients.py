@@ -34,7 +34,10 @@ def _loss(
         rng = np.random.default_rng(case.seed)
         probes = [rng.standard_normal(tuple(o.shape)).astype("float32") for o in floats]
     # Random weighting: a plain sum can have zero gradient (after softmax or normalisation).
-    terms = [ops.sum(ops.cast(o, "float32") * p) for o, p in zip(floats, probes, strict=True)]
+    terms = [
+        ops.sum(ops.multiply(ops.cast(o, "float32"), p))
+        for o, p in zip(floats, probes, strict=True)
+    ]
     return sum(terms[1:], terms[0]) if terms else None, probes
 
 
