@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,18 @@ def check_size(file: Path, what: str, size: int) -> None:
             f"{file}: its {what} is {size} bytes, above layerhub's limit of "
             f"{MAX_MEMBER_BYTES} bytes; refusing to read it (a damaged or hostile file?)"
         )
+
+
+def decode_json(raw: bytes | str, name: str, what: str) -> Any:
+    """``raw`` (UTF-8 bytes or text) parsed as JSON; one-line ``ModelFileError`` otherwise."""
+    from layerhub._private.records import one_line
+
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except RecursionError:
+        raise ModelFileError(f"{name}: its {what} nests too deeply to read") from None
+    except ValueError as error:  # includes UnicodeDecodeError and JSONDecodeError
+        raise ModelFileError(f"{name}: its {what} is not JSON: {shown(one_line(error))}") from error
 
 
 def check_config(file: Path, config: Any, *, safe_mode: bool) -> None:

@@ -65,17 +65,9 @@ def _decode(value: Any, name: str, key: str) -> Any:
     if value is None:
         return None
     what = key.replace("_", " ")
-    try:
-        text = value.decode("utf-8") if isinstance(value, bytes) else value
-        if not isinstance(text, str):
-            raise ValueError(f"a {type(value).__name__}, not text")
-        return json.loads(text)
-    except RecursionError:
-        raise ModelFileError(f"{name}: its {what} nests too deeply to read") from None
-    except ValueError as error:
-        raise ModelFileError(
-            f"{name} has an unreadable {what}: {shown(one_line(error))}"
-        ) from error
+    if not isinstance(value, (bytes, str)):
+        raise ModelFileError(f"{name}: its {what} is a {type(value).__name__}, not JSON text")
+    return checks.decode_json(value, name, what)
 
 
 @contextlib.contextmanager

@@ -92,14 +92,7 @@ def open_directory(folder: Path) -> OpenedModel:
 
 def _json_file(file: Path, name: str) -> Any:
     checks.check_size(Path(name), file.name, file.stat().st_size)
-    try:
-        return json.loads(file.read_bytes().decode("utf-8"))
-    except RecursionError:
-        raise ModelFileError(f"{name}: its {file.name} nests too deeply to read") from None
-    except ValueError as error:
-        raise ModelFileError(
-            f"{name}: its {file.name} is not JSON: {shown(one_line(error))}"
-        ) from error
+    return checks.decode_json(file.read_bytes(), name, file.name)
 
 
 @contextlib.contextmanager
@@ -137,14 +130,7 @@ def _json_member(archive: zipfile.ZipFile, member: str, name: str) -> Any:
     if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
         raise ModelFileError(f"{name}: its {member} is not a regular file")
     checks.check_size(Path(name), member, info.file_size)
-    try:
-        return json.loads(archive.read(info).decode("utf-8"))
-    except RecursionError:
-        raise ModelFileError(f"{name}: its {member} nests too deeply to read") from None
-    except ValueError as error:  # includes UnicodeDecodeError and JSONDecodeError
-        raise ModelFileError(
-            f"{name}: its {member} is not JSON: {shown(one_line(error))}"
-        ) from error
+    return checks.decode_json(archive.read(info), name, member)
 
 
 @contextlib.contextmanager
