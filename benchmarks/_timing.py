@@ -25,11 +25,17 @@ def interpreter_seconds(code: str, env: Mapping[str, str] | None = None) -> floa
 
 
 def interleaved(contenders: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, float]:
-    """Median seconds of each contender, run in turns so drift hits all of them alike."""
+    """Median seconds of each contender, run in turns so drift hits all of them alike.
+
+    The order of the turns alternates from round to round: whatever one run leaves behind (a
+    garbage collection, dirty pages) falls on each contender equally often.
+    """
     samples: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders.items())
     for _ in range(repeats):
-        for name, run in contenders.items():
+        for name, run in order:
             samples[name].append(run())
+        order.reverse()
     return {name: statistics.median(times) for name, times in samples.items()}
 
 

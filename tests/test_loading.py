@@ -336,3 +336,20 @@ def test_saved_files_get_the_permissions_a_plain_write_gives(tmp_path: Path) -> 
     path.chmod(0o640)
     layerhub.save_model(scale_model(), path)  # overwriting keeps the file's mode
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("earlier", [b"", b"left by another writer"])
+def test_the_manifest_comment_is_set_in_place(tmp_path: Path, earlier: bytes) -> None:
+    path = tmp_path / "m.zip"
+    weights = np.random.default_rng(1).bytes(1 << 20)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", "{}")
+        zf.writestr("model.weights.h5", weights)
+        zf.comment = earlier
+    size = path.stat().st_size
+    saving._set_comment(path, b"layerhub-manifest:{}")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.comment == b"layerhub-manifest:{}"
+        assert zf.testzip() is None
+        assert zf.read("model.weights.h5") == weights
+    assert path.stat().st_size == size - len(earlier) + len(b"layerhub-manifest:{}")
