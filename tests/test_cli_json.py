@@ -52,6 +52,7 @@ def test_inspect_requirements_feed_pip(scale_file: Path) -> None:
     assert result.stdout.splitlines() == [f"layerhub-scale=={record.version}"]
 
 
+@pytest.mark.slow
 def test_doctor_json_lists_every_record() -> None:
     result = run("doctor", "--json")
     report = json.loads(result.stdout)

@@ -52,6 +52,7 @@ def publish(cache: Path, repo: str, model_file: Path, manifest: dict[str, object
         (snapshot / "metadata.json").write_text(json.dumps(metadata))
 
 
+@pytest.mark.slow
 def test_hub_locations_load_offline_with_lazy_plugins(tmp_path: Path) -> None:
     cache = tmp_path / "hub"
     inputs = keras.Input((3,))
@@ -92,3 +93,43 @@ def test_hub_locations_load_offline_with_lazy_plugins(tmp_path: Path) -> None:
 
     absent_repo = run_in_fresh_interpreter(LOAD_FROM_HUB, "hf://someone/nothere", *args, env=env)
     assert "ModelFileError | cannot fetch hf://someone/nothere" in absent_repo.stdout
+
+
+def test_hub_locations_resolve_to_the_snapshot_huggingface_hub_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+
+    from layerhub._private.model_file import locate
+
+    calls: list[dict[str, object]] = []
+
+    def snapshot_download(**kwargs: object) -> str:
+        calls.append(kwargs)
+        if kwargs["repo_id"] == "someone/nothere":
+            raise OSError("404 Client Error:\nRepository Not Found")
+        (tmp_path / "config.json").write_text("{}")
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    assert locate("hf://someone/scale") == (tmp_path, "keras_dir")
+    assert calls == [{"repo_id": "someone/scale", "library_name": "keras"}]
+    with pytest.raises(layerhub.ModelFileError) as caught:
+        locate("hf://someone/nothere")
+    assert str(caught.value) == ("cannot fetch hf://someone/nothere: OSError: 404 Client Error:")
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+def test_hub_locations_without_huggingface_hub_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from layerhub._private.model_file import locate
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(layerhub.ModelFileError) as caught:
+        locate("hf://someone/scale")
+    assert str(caught.value) == (
+        "loading hf://someone/scale needs huggingface_hub: pip install huggingface_hub"
+    )

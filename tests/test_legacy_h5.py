@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import keras
@@ -28,8 +29,17 @@ from layerhub._private.keras2_hdf5 import open_hdf5
 from layerhub.testing import run_in_fresh_interpreter
 
 GENERATOR = Path(__file__).with_name("keras2_models.py")
-# The generator starts TensorFlow with tf-keras; every test that needs its files is slow.
-keras2 = pytest.mark.slow
+# The generator starts TensorFlow with tf-keras once per session: every test that needs its
+# files is slow, and marked keras2 so that a run can keep the files and select these tests
+# alone (mutation testing does, with LAYERHUB_KERAS2_FILES).
+FILES_ENV = "LAYERHUB_KERAS2_FILES"
+Test = TypeVar("Test", bound=Callable[..., None])
+
+
+def keras2(test: Test) -> Test:
+    marked: Test = pytest.mark.slow(pytest.mark.keras2(test))
+    return marked
+
 
 Arrays = tuple[list[np.ndarray], list[np.ndarray]]
 
@@ -39,10 +49,13 @@ def keras2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every Keras 2 model file with its reference arrays, written by one tf-keras interpreter."""
     if importlib.util.find_spec("tf_keras") is None:
         pytest.skip("tf-keras (a test dependency) is not installed")
-    out = tmp_path_factory.mktemp("keras2")
-    run_in_fresh_interpreter(
-        GENERATOR.read_text(), str(out), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300
-    )
+    kept = os.environ.get(FILES_ENV)
+    out = Path(kept) if kept else tmp_path_factory.mktemp("keras2")
+    if not (out / "index.json").is_file():  # the generator writes its index last
+        out.mkdir(parents=True, exist_ok=True)
+        run_in_fresh_interpreter(
+            GENERATOR.read_text(), str(out), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300
+        )
     return out
 
 

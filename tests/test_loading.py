@@ -46,6 +46,7 @@ LOAD_IN_FRESH_PROCESS = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("saver", ["layerhub.save_model", "model.save"])
 def test_fresh_interpreter_loads_without_custom_objects(tmp_path: Path, saver: str) -> None:
     model = scale_model()
@@ -250,7 +251,17 @@ def test_python_lambda_needs_safe_mode_off(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: Path) -> None:
+def unzipped(path: Path, folder: Path) -> Path:
+    """The archive's members as files in ``folder``: the layout of a Hub repository."""
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(folder)
+    return folder
+
+
+@pytest.mark.parametrize("form", ["archive", "directory"])
+def test_plugins_upgrade_configs_saved_by_older_versions(
+    tmp_path: Path, site: Path, form: str
+) -> None:
     from layerhub.testing.fakes import write_upgrading_plugin
 
     write_upgrading_plugin(site, "layerhub_upgrading")
@@ -274,10 +285,47 @@ def test_plugins_upgrade_configs_saved_by_older_versions(tmp_path: Path, site: P
         }
     }
     rewrite(path, config_json=json.loads(text), metadata_json=metadata)
-    loaded = layerhub.load_model(path, registry=registry)
+    source = path if form == "archive" else unzipped(path, tmp_path / "folder")
+    loaded = layerhub.load_model(source, registry=registry)
     np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[5.0, 5.0]])
     with zipfile.ZipFile(path) as zf:  # the file itself is not modified
         assert '"bias": 5.0' in zf.read("config.json").decode()
+    if form == "directory":
+        assert '"bias": 5.0' in (source / "config.json").read_text()
+        assert sorted(p.name for p in source.iterdir()) == [
+            "config.json",
+            "metadata.json",
+            "model.weights.h5",
+        ]
+
+
+def test_unzipped_models_load_like_their_archive(tmp_path: Path) -> None:
+    model = scale_model()
+    path = layerhub.save_model(model, tmp_path / "m.keras")
+    folder = unzipped(path, tmp_path / "folder")
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    loaded = layerhub.load_model(folder)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    (folder / "metadata.json").unlink()  # optional, as in Keras
+    assert layerhub.load_model(folder).count_params() == model.count_params()
+    (folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(ModelFileError, match=r"is not a Keras model: config\.json holds no"):
+        layerhub.load_model(folder)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match=r"config\.json is not JSON"):
+        layerhub.load_model(folder)
+    with zipfile.ZipFile(path) as zf:
+        gone = zf.read("config.json").decode().replace("layerhub_scale>", "layerhub_gone>")
+    (folder / "config.json").write_text(gone)
+    claim = {"objects": {"layerhub_gone>Scale": {"distribution": "layerhub-gone", "version": "1"}}}
+    (folder / "metadata.json").write_text(json.dumps({"layerhub": claim}))
+    with pytest.raises(MissingPluginError) as caught:
+        layerhub.load_model(folder)
+    assert caught.value.pip_command == "pip install layerhub-gone==1"
+    (folder / "metadata.json").write_text(json.dumps([claim]))  # not an object: no manifest
+    with pytest.raises(MissingPluginError) as caught:
+        layerhub.load_model(folder)
+    assert caught.value.pip_command == "pip install layerhub-gone"
 
 
 def test_modules_named_in_a_file_are_never_imported(tmp_path: Path, site: Path) -> None:
@@ -353,3 +401,22 @@ def test_the_manifest_comment_is_set_in_place(tmp_path: Path, earlier: bytes) ->
         assert zf.testzip() is None
         assert zf.read("model.weights.h5") == weights
     assert path.stat().st_size == size - len(earlier) + len(b"layerhub-manifest:{}")
+
+
+def test_a_manifest_too_large_for_a_comment_goes_to_metadata_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifest, "MAX_COMMENT", 16)
+    model = scale_model()
+    path = layerhub.save_model(model, tmp_path / "m.keras")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.comment == b""
+        assert zf.testzip() is None
+        metadata = json.loads(zf.read("metadata.json"))
+    assert "keras_version" in metadata  # Keras' own keys are kept beside the manifest
+    assert set(metadata["layerhub"]["objects"]) == {"layerhub_scale>Scale"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras"]
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    np.testing.assert_allclose(
+        layerhub.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0)
+    )

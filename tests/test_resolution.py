@@ -75,6 +75,7 @@ SAVE_REGISTERED = """
 """
 
 
+@pytest.mark.slow
 def test_names_the_users_own_imports_registered_load_and_are_missing_elsewhere(
     tmp_path: Path,
 ) -> None:
@@ -85,6 +86,7 @@ def test_names_the_users_own_imports_registered_load_and_are_missing_elsewhere(
         layerhub.load_model(path)
 
 
+@pytest.mark.slow
 def test_compiled_keras_file_with_an_unresolved_loss_names_the_way_out(tmp_path: Path) -> None:
     path = tmp_path / "m.keras"
     run_in_fresh_interpreter(SAVE_REGISTERED, str(path), "loss")
@@ -108,6 +110,7 @@ HAND_IMPORTED = """
 """
 
 
+@pytest.mark.slow
 def test_hand_imported_plugins_resolve_with_autoload_disabled(tmp_path: Path) -> None:
     inputs = keras.Input((3,))
     path = layerhub.save_model(keras.Model(inputs, Scale()(inputs)), tmp_path / "m.keras")
@@ -246,6 +249,7 @@ LOAD_HANDMADE = """
 """
 
 
+@pytest.mark.slow
 def test_hand_registered_objects_have_no_distribution_in_the_manifest(
     tmp_path: Path, site: Path
 ) -> None:

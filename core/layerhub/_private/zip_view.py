@@ -76,7 +76,9 @@ class _Overlay(io.RawIOBase):
         size = self._position if size is None else size
         if size < self._base:
             raise OSError("the original archive is read-only")
-        del self._tail[size - self._base :]
+        keep = size - self._base
+        del self._tail[keep:]
+        self._tail.extend(bytes(keep - len(self._tail)))  # as a file does, grow with zeros
         return size
 
     def close(self) -> None:
