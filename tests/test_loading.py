@@ -420,3 +420,49 @@ def test_a_manifest_too_large_for_a_comment_goes_to_metadata_json(
     np.testing.assert_allclose(
         layerhub.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0)
     )
+
+
+def test_upgrade_hooks_run_only_for_objects_saved_by_another_version(
+    tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from layerhub._private import zip_view
+    from layerhub.testing.fakes import write_upgrading_plugin
+
+    write_upgrading_plugin(site, "layerhub_upgrading")
+    registry = Registry()
+    calls: list[tuple[str, dict[str, Any]]] = []
+    registry.plugin_manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: calls.append((name, kwargs)), lambda *_: None
+    )
+    views: list[str] = []
+    real_replaced = zip_view.replaced
+
+    def spy(path: Path, member: str, data: bytes) -> Any:
+        views.append(member)
+        return real_replaced(path, member, data)
+
+    monkeypatch.setattr(zip_view, "replaced", spy)
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, registry.get("Shift")(offset=3.0)(inputs))
+    current = layerhub.save_model(model, tmp_path / "current.keras", registry=registry)
+    layerhub.load_model(current, registry=registry)
+    assert [name for name, _ in calls if name == "layerhub_upgrade_config"] == []
+    assert views == []
+    with zipfile.ZipFile(current) as zf:
+        text = zf.read("config.json").decode().replace('"offset": 3.0', '"bias": 3.0')
+        metadata = json.loads(zf.read("metadata.json"))
+    metadata["layerhub"] = {
+        "objects": {
+            "layerhub_upgrading>Shift": {"distribution": "layerhub-upgrading", "version": "1.0"}
+        }
+    }
+    stale = tmp_path / "stale.keras"
+    stale.write_bytes(current.read_bytes())
+    rewrite(stale, config_json=json.loads(text), metadata_json=metadata)
+    loaded = layerhub.load_model(stale, registry=registry)
+    upgrades = [kwargs for name, kwargs in calls if name == "layerhub_upgrade_config"]
+    assert [(k["registered_name"], k["saved_version"]) for k in upgrades] == [
+        ("layerhub_upgrading>Shift", "1.0")
+    ]
+    assert views == ["config.json"]
+    np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[3.0, 3.0]])

@@ -72,6 +72,61 @@ def test_other_installed_backends_are_suggested(monkeypatch: pytest.MonkeyPatch)
     assert "pip install torch, or set KERAS_BACKEND to " in message
 
 
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        ({"jax"}, "pip install torch, or set KERAS_BACKEND to jax"),
+        ({"tensorflow", "jax"}, "pip install torch, or set KERAS_BACKEND to tensorflow or jax"),
+    ],
+)
+def test_the_installed_backends_are_named_in_order(
+    monkeypatch: pytest.MonkeyPatch, installed: set[str], expected: str
+) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    monkeypatch.setattr(backend, "_installed", lambda module: module in installed)
+    assert backend.missing_backend() == (
+        f"the Keras backend is not installed (KERAS_BACKEND=torch needs torch): {expected}"
+    )
+
+
+def test_a_backend_layerhub_does_not_know_is_left_to_keras(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "mlx")
+    monkeypatch.setattr(backend, "_installed", lambda module: False)
+    assert backend.missing_backend() is None
+
+
+@pytest.mark.parametrize(
+    "content", ['{"backend": 3}', '{"backend": ""}', '["jax"]', '{"floatx": "float32"}']
+)
+def test_keras_json_without_a_usable_backend_means_tensorflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "keras.json").write_text(content)
+    assert backend.configured_backend() == "tensorflow"
+
+
+def test_keras_json_is_read_from_the_home_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".keras").mkdir()
+    (tmp_path / ".keras" / "keras.json").write_text('{"backend": "torch"}', encoding="utf-8")
+    assert backend.configured_backend() == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")  # the variable wins over the file
+    assert backend.configured_backend() == "jax"
+
+
+def test_module_lookup_errors_mean_not_installed() -> None:
+    assert backend._installed("json") is True
+    assert backend._installed("layerhub_no_such_backend") is False
+    assert backend._installed("") is False  # find_spec raises ValueError for an empty name
+    assert backend._installed("layerhub_no_such_backend.sub") is False  # ModuleNotFoundError
+
+
 # -- the commands, in fresh processes -------------------------------------------------------------
 
 

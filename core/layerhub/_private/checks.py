@@ -31,7 +31,9 @@ def decode_json(raw: bytes | str, name: str, what: str) -> Any:
     from layerhub._private.records import one_line
 
     try:
-        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8")  # pragma: no mutate (codec names ignore case)
+        return json.loads(raw)
     except RecursionError:
         raise ModelFileError(f"{name}: its {what} nests too deeply to read") from None
     except ValueError as error:  # includes UnicodeDecodeError and JSONDecodeError
