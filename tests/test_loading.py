@@ -466,3 +466,38 @@ def test_upgrade_hooks_run_only_for_objects_saved_by_another_version(
     ]
     assert views == ["config.json"]
     np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[3.0, 3.0]])
+
+
+def test_opened_directories_describe_themselves_and_bound_their_paths(tmp_path: Path) -> None:
+    from layerhub._private.checks import MAX_MEMBER_BYTES
+    from layerhub._private.loading import open_model
+
+    model = scale_model()
+    model.compile(loss="mse")
+    path = layerhub.save_model(model, tmp_path / "m.keras")
+    folder = unzipped(path, tmp_path / ("d" * 200) / ("e" * 200))
+    opened = open_model(folder)
+    assert (opened.path, opened.description, opened.keras2) == (
+        folder,
+        "Keras 3 model directory",
+        False,
+    )
+    saved = json.loads((folder / "config.json").read_text())
+    assert opened.training_config == saved["compile_config"] is not None
+    shown = str(folder)[:400] + "..."
+    (folder / "config.json").write_text("[]")
+    with pytest.raises(ModelFileError) as caught:
+        open_model(folder)
+    assert str(caught.value) == (
+        f"{shown} is not a Keras model: config.json holds no serialised object"
+    )
+    (folder / "config.json").write_text("{")
+    with pytest.raises(ModelFileError) as caught:
+        open_model(folder)
+    assert str(caught.value).startswith(f"{shown}: its config.json is not JSON: ")
+    (folder / "config.json").write_text(json.dumps(saved))
+    with (folder / "metadata.json").open("wb") as big:
+        big.truncate(MAX_MEMBER_BYTES + 1)  # sparse: refused by its size, never read
+    with pytest.raises(ModelFileError) as caught:
+        open_model(folder)
+    assert str(caught.value).startswith(f"{shown}: its metadata.json is {MAX_MEMBER_BYTES + 1} ")

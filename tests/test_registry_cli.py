@@ -89,6 +89,14 @@ def test_the_installed_backends_are_named_in_order(
     )
 
 
+def test_torch_is_suggested_when_tensorflow_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(backend, "_installed", lambda module: module == "torch")
+    assert (backend.missing_backend() or "").endswith(
+        "pip install tensorflow, or set KERAS_BACKEND to torch"
+    )
+
+
 def test_a_backend_layerhub_does_not_know_is_left_to_keras(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "mlx")
     monkeypatch.setattr(backend, "_installed", lambda module: False)

@@ -583,3 +583,17 @@ def test_load_for_returns_the_objects_it_found_by_registered_name() -> None:
     found = registry.load_for(["layerhub_scale>Scale", "nobody>Nothing"])
     assert list(found) == ["layerhub_scale>Scale"]
     assert found["layerhub_scale>Scale"].__name__ == "Scale"
+
+
+def test_refresh_lets_a_still_broken_plugin_warn_again(fake_dist: FakeDist) -> None:
+    plugin(fake_dist, "layerhub_still", "raise ImportError('still broken')\n", "Still")
+    registry = Registry()
+    with pytest.warns(PluginWarning, match="still broken"):
+        registry.load_all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)
+        registry.load_all()  # told once: nothing new
+        assert registry.list("Still")[0].status == "broken"
+    registry.refresh()
+    with pytest.warns(PluginWarning, match="still broken"):
+        registry.load_all()

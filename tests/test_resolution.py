@@ -272,3 +272,79 @@ def test_hand_registered_objects_have_no_distribution_in_the_manifest(
     missing = run_in_fresh_interpreter(LOAD_HANDMADE, str(path), "no-import", env=env)
     assert missing.stdout.split()[:2] == ["missing", "None"]
     assert "registered by hand" in missing.stdout
+
+
+# -- what a missing name's entry says, from the file's (untrusted) manifest ------------------------
+
+
+def test_missing_names_get_the_plugin_conventions_distribution() -> None:
+    from layerhub._private.errors import Missing
+    from layerhub._private.resolve import missing_entry
+
+    assert missing_entry("layerhub_x>Y", None) == Missing("layerhub_x>Y", "layerhub-x")
+    assert missing_entry("Custom>Y", None) == Missing("Custom>Y")  # not a layerhub plugin
+    assert missing_entry("layerhub_x", None) == Missing("layerhub_x")  # a bare class name
+
+
+def test_a_hand_registered_entry_says_so() -> None:
+    from layerhub._private.manifest import Entry
+    from layerhub._private.resolve import missing_entry
+
+    entry = missing_entry("mine>Twice\n", Entry(None, None))
+    assert entry.distribution is None
+    assert entry.note == (
+        "mine>Twice\\n was registered by hand when the file was saved (no distribution provides it)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "claim", "note"),
+    [
+        (
+            "layerhub_x>Y",
+            ("evil", "1.0"),
+            "the file says it was saved with evil 1.0; no installed plugin provides layerhub_x, "
+            "and the conventional distribution is layerhub-x",
+        ),
+        (
+            "a>b>C",
+            ("x" * 100, None),
+            f"the file says it was saved with {'x' * 60}...; no installed plugin provides a, and "
+            "the conventional distribution is a",
+        ),
+        (
+            "Odd name>C",
+            ("odd", "2"),
+            "the file says it was saved with odd 2; no installed plugin provides Odd name, and "
+            "no distribution follows from its name",
+        ),
+    ],
+)
+def test_claims_that_break_the_convention_are_suspicious(
+    name: str, claim: tuple[str, str | None], note: str
+) -> None:
+    from layerhub._private.manifest import Entry
+    from layerhub._private.resolve import missing_entry
+
+    entry = missing_entry(name, Entry(*claim))
+    assert (entry.distribution, entry.version) == (None, None)
+    assert entry.note == f"suspicious: {note}; check before installing"
+
+
+def test_names_only_training_needs_get_the_compile_hint() -> None:
+    from layerhub._private.resolve import COMPILE_HINT, HINT, Need, missing_error
+
+    error = missing_error([Need("Custom>loss", (), False, compile_only=True)], None)
+    assert "Custom>loss, which the model's training configuration uses and nothing resolves" in (
+        str(error)
+    )
+    assert COMPILE_HINT in str(error)
+    error = missing_error(
+        [
+            Need("Custom>loss", (), False, compile_only=True),
+            Need("Custom>Layer", (), False, compile_only=False),
+        ],
+        None,
+    )
+    assert "which neither Keras nor any installed layerhub plugin provides" in str(error)
+    assert HINT in str(error)

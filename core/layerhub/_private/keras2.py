@@ -303,10 +303,10 @@ def _lambda_fixes(
         if kind == "function" and isinstance(value, str) and resolved(value):
             # Looked up in custom_objects by name, like a Keras 3 function reference.
             found[key] = {
-                "module": "builtins",
+                "module": "builtins",  # pragma: no mutate (Keras' own form; unused by its lookup)
                 "class_name": "function",
                 "config": value,
-                "registered_name": "function",
+                "registered_name": "function",  # pragma: no mutate (as "module")
             }
         elif (
             kind == "lambda"
