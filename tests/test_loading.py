@@ -387,20 +387,37 @@ def test_saved_files_get_the_permissions_a_plain_write_gives(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("earlier", [b"", b"left by another writer"])
-def test_the_manifest_comment_is_set_in_place(tmp_path: Path, earlier: bytes) -> None:
+def test_the_manifest_comment_is_set_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, earlier: bytes
+) -> None:
     path = tmp_path / "m.zip"
     weights = np.random.default_rng(1).bytes(1 << 20)
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("config.json", "{}")
         zf.writestr("model.weights.h5", weights)
         zf.comment = earlier
-    size = path.stat().st_size
-    saving._set_comment(path, b"layerhub-manifest:{}")
+    size, before = path.stat().st_size, path.read_bytes()
+    opened: list[str] = []
+    real_zipfile = zipfile.ZipFile
+
+    def spy(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> zipfile.ZipFile:
+        opened.append(mode)
+        return real_zipfile(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(saving.zipfile, "ZipFile", spy)
+    comment = b"layerhub-manifest:{}"
+    saving._set_comment(path, comment)
+    monkeypatch.undo()
     with zipfile.ZipFile(path) as zf:
-        assert zf.comment == b"layerhub-manifest:{}"
+        assert zf.comment == comment
         assert zf.testzip() is None
         assert zf.read("model.weights.h5") == weights
-    assert path.stat().st_size == size - len(earlier) + len(b"layerhub-manifest:{}")
+    assert path.stat().st_size == size - len(earlier) + len(comment)
+    if earlier:  # zipfile rewrites the central directory
+        assert opened == ["a"]
+    else:  # one write at the end: the comment's length, little-endian, then the comment
+        assert opened == []
+        assert path.read_bytes() == before[:-2] + len(comment).to_bytes(2, "little") + comment
 
 
 def test_a_manifest_too_large_for_a_comment_goes_to_metadata_json(
