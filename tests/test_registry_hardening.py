@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from layerhub import BrokenPluginError, PluginConflictError, PluginWarning, Registry
+from layerhub import (
+    AmbiguousNameError,
+    BrokenPluginError,
+    PluginConflictError,
+    PluginNotFoundError,
+    PluginWarning,
+    Registry,
+)
 from layerhub._private import cli, discovery
 
 FakeDist = Callable[..., Path]
@@ -597,3 +604,26 @@ def test_refresh_lets_a_still_broken_plugin_warn_again(fake_dist: FakeDist) -> N
     registry.refresh()
     with pytest.warns(PluginWarning, match="still broken"):
         registry.load_all()
+
+
+def test_unknown_names_suggest_at_most_three_close_ones() -> None:
+    from layerhub._private.records import LayerRecord
+
+    def record(name: str) -> LayerRecord:
+        return LayerRecord(name, f"p>{name}", "p", "p", "p", "1")
+
+    registry = Registry([record(n) for n in ("Scale1", "Scale2", "Scale3", "Scale4", "PAM")])
+    with pytest.raises(PluginNotFoundError) as caught:
+        registry.get("Scale")
+    said = str(caught.value)
+    assert said.startswith("no installed layerhub plugin provides 'Scale'; did you mean ")
+    names = said.rpartition("mean ")[2].removesuffix("?").split(", ")
+    assert len(names) == 3
+    assert set(names) < {"Scale1", "Scale2", "Scale3", "Scale4"}
+    with pytest.raises(PluginNotFoundError) as caught:
+        registry.get("Zzzzzz")
+    assert str(caught.value) == "no installed layerhub plugin provides 'Zzzzzz'"
+    with pytest.raises(AmbiguousNameError) as ambiguous:
+        Registry([record("Twin"), record("Twin")._replace(registered_name="q>Twin")]).get("Twin")
+    assert "p>Twin, q>Twin" in str(ambiguous.value)
+    assert "'Twin'" in str(ambiguous.value)
