@@ -196,10 +196,18 @@ def corrupt_weights(path: Path) -> None:
             zf.writestr(name, data[:100] if name.endswith(".h5") else data)
 
 
+def config_with_a_bad_crc(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    at = data.index(b'"class_name"')  # inside config.json, stored uncompressed
+    data[at + 1] = ord("k")
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
         (truncated, "not a .keras archive"),
+        (config_with_a_bad_crc, "is corrupt: BadZipFile: Bad CRC-32 for file 'config.json'"),
         (not_a_zip, "not a .keras archive"),
         (no_config, "no config.json"),
         (config_not_a_model, "not a Keras model"),
@@ -221,6 +229,7 @@ def test_damaged_archives_raise_one_line_errors(tmp_path: Path, damage: Any, mes
         ("folder", "dir", "is a directory"),
         ("model.txt", b"hello", "unsupported model file type"),
         ("old.h5", b"not hdf5 at all", "not an HDF5 file"),
+        ("sig.h5", b"\x89HDF\r\n\x1a\n" + b"garbage" * 100, r"sig\.h5 is corrupt: OSError: "),
     ],
 )
 def test_bad_paths_raise_one_line_errors(
