@@ -26,9 +26,7 @@ def configured_backend() -> str:
     try:
         import json
 
-        # pragma on the next line: "UTF-8" and the locale's codec read keras.json alike
-        text = (Path(home) / "keras.json").read_text(encoding="utf-8")  # pragma: no mutate
-        config = json.loads(text)
+        config = json.loads((Path(home) / "keras.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return _DEFAULT
     backend = config.get("backend") if isinstance(config, dict) else None
