@@ -20,6 +20,12 @@ def test_shown_is_one_bounded_line() -> None:
     assert untrusted.shown("abcdef", 3) == "abc..."
 
 
+def test_paths_are_shown_whole_up_to_400_characters() -> None:
+    assert untrusted.shown_path("p" * 400) == "p" * 400
+    assert untrusted.shown_path(Path("q" * 401)) == "q" * 400 + "..."
+    assert untrusted.shown_path(Path("dir/new\nline.keras")) == "dir/new\\nline.keras"
+
+
 def test_distribution_names_are_validated_and_bounded() -> None:
     longest = "a" * untrusted.MAX_NAME
     assert untrusted.distribution_name(longest) == longest

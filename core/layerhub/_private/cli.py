@@ -23,7 +23,7 @@ from layerhub._private.backend import missing_backend
 from layerhub._private.errors import LayerHubError, MissingPluginError
 from layerhub._private.records import LayerRecord, one_line
 from layerhub._private.registry import PluginWarning, origin, registry
-from layerhub._private.untrusted import shown
+from layerhub._private.untrusted import shown, shown_path
 
 PROG = "layerhub"
 EXIT_OK = 0
@@ -212,7 +212,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_inspect_json(opened, rows, problems), indent=2))
         return EXIT_PROBLEM if problems else EXIT_OK
-    print(f"{shown(str(opened.path), 400)}: {opened.description}{_origin(opened)}")
+    print(f"{shown_path(opened.path)}: {opened.description}{_origin(opened)}")
     if not needs:
         print("it uses only Keras built-in objects")
         return EXIT_OK
@@ -225,7 +225,7 @@ def _inspect_json(opened: Any, rows: Sequence[Sequence[str]], problems: Sequence
     """``inspect --json``: stable keys, every string from the file escaped as in the table."""
     keys = ("name", "plugin", "saved_with", "installed", "status")
     return {
-        "file": shown(str(opened.path), 400),
+        "file": shown_path(opened.path),
         "format": opened.description,
         "layerhub_version": (
             shown(opened.manifest.layerhub_version, 40) if opened.manifest is not None else None

@@ -19,7 +19,7 @@ from layerhub._private.errors import LayerHubError
 from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry import Registry, registry
 from layerhub._private.saving import save_model
-from layerhub._private.untrusted import shown
+from layerhub._private.untrusted import shown, shown_path
 
 # Unknown sizes other than the batch get this length in the random inputs.
 _FREE_SIZE: Final = 4
@@ -73,7 +73,7 @@ class Conversion(NamedTuple):
         used = ", ".join(f"{n} x{c}" for n, c in sorted(self.plugin_layers.items())) or "none"
         verdict = "ok" if self.ok else "DIFFERENT"
         return [
-            f"converted {shown(str(self.source), 400)} ({self.description}) -> {self.target}",
+            f"converted {shown_path(self.source)} ({self.description}) -> {self.target}",
             f"  plugin objects: {used}",
             f"  weights: {self.weights:,}",
             f"  reloaded in a fresh interpreter: max |difference| = {self.max_difference:.3g} "

@@ -14,7 +14,7 @@ from layerhub._private import checks
 from layerhub._private.errors import ModelFileError
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
-from layerhub._private.untrusted import shown
+from layerhub._private.untrusted import shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 HDF5 file"
 _SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
@@ -22,7 +22,7 @@ _SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
 
 def open_hdf5(file: Path) -> OpenedModel:
     """Read an ``.h5`` model's config and training config; nothing is built or imported."""
-    name = shown(str(file), 400)
+    name = shown_path(file)
     with file.open("rb") as stream:
         if stream.read(len(_SIGNATURE)) != _SIGNATURE:
             raise ModelFileError(f"{name} is not an HDF5 file (corrupt, truncated or renamed)")
@@ -37,7 +37,8 @@ def open_hdf5(file: Path) -> OpenedModel:
         path=file,
         description=DESCRIPTION,
         config=config,
-        training_config=training if isinstance(training, dict) else None,
+        # Every reader takes a non-dict as no training config: this only tidies the record.
+        training_config=training if isinstance(training, dict) else None,  # pragma: no mutate
         manifest=None,
         keras2=True,
         source=lambda new_config, new_training: _with_configs(file, new_config, new_training),
@@ -49,7 +50,7 @@ def _json_attributes(file: Path, name: str, keys: tuple[str, ...]) -> dict[str, 
 
     raw: dict[str, Any] = {}
     try:
-        with h5py.File(file, "r") as h5:
+        with h5py.File(file, "r") as h5:  # pragma: no mutate (h5py's default mode is "r")
             for key in keys:
                 if key in h5.attrs:
                     checks.check_size(Path(name), key, h5.attrs.get_id(key).get_storage_size())

@@ -24,7 +24,7 @@ from layerhub._private.manifest import Manifest
 from layerhub._private.model_file import OpenedModel, locate
 from layerhub._private.records import one_line
 from layerhub._private.registry import Registry, registry
-from layerhub._private.untrusted import shown
+from layerhub._private.untrusted import shown, shown_path
 
 FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {
     "keras": open_archive,
@@ -40,7 +40,7 @@ def open_model(path: str | os.PathLike[str]) -> OpenedModel:
     try:
         return FORMATS[kind](file)
     except OSError as error:
-        raise ModelFileError(f"cannot read {shown(str(file), 400)}: {one_line(error)}") from error
+        raise ModelFileError(f"cannot read {shown_path(file)}: {one_line(error)}") from error
 
 
 def load_model(
@@ -133,7 +133,7 @@ def keras_errors(file: Path) -> Iterator[None]:
         raise
     except Exception as error:
         raise ModelFileError(
-            f"{shown(str(file), 400)} could not be rebuilt by Keras: {shown(one_line(error), 300)}"
+            f"{shown_path(file)} could not be rebuilt by Keras: {shown(one_line(error), 300)}"
             "; check it with 'layerhub inspect', or load it with the Keras that wrote it"
         ) from error
 

@@ -10,7 +10,7 @@ from typing import Any, Final, NamedTuple
 
 from layerhub._private.errors import ModelFileError
 from layerhub._private.manifest import Manifest
-from layerhub._private.untrusted import shown
+from layerhub._private.untrusted import shown, shown_path
 
 # Keras picks the format by these exact, lower-case suffixes.
 SUFFIXES: Final = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
@@ -57,14 +57,14 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
         path = _from_hub(path[len(HUB_PREFIX) :])
     file = Path(path)
     if not file.exists():
-        raise ModelFileError(f"no such model file: {shown(str(file), 400)}")
+        raise ModelFileError(f"no such model file: {shown_path(file)}")
     if file.is_dir():
         if (file / "saved_model.pb").is_file():
             return file, "savedmodel"
         if (file / "config.json").is_file():
             return file, "keras_dir"
         raise ModelFileError(
-            f"{shown(str(file), 400)} is a directory but no SavedModel; layerhub loads .keras "
+            f"{shown_path(file)} is a directory but no SavedModel; layerhub loads .keras "
             "archives, Keras 2 .h5 files and Keras 2 SavedModel directories"
         )
     suffix = file.suffix
@@ -72,11 +72,11 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
         return file, SUFFIXES[suffix]
     if suffix.lower() in SUFFIXES:
         raise ModelFileError(
-            f"{shown(str(file), 400)}: Keras recognises only the lower-case suffix "
+            f"{shown_path(file)}: Keras recognises only the lower-case suffix "
             f"{suffix.lower()!r}; rename the file"
         )
     raise ModelFileError(
-        f"{shown(str(file), 400)}: unsupported model file type {shown(suffix or '(none)')!r}; "
+        f"{shown_path(file)}: unsupported model file type {shown(suffix or '(none)')!r}; "
         "expected .keras or .h5"
     )
 

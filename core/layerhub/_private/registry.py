@@ -463,7 +463,7 @@ class Registry:
                         names.append(registered_name_of(obj))
             records = [
                 LayerRecord(
-                    name=name.rpartition(">")[2],
+                    name=name.partition(">")[2],
                     registered_name=name,
                     plugin=plugin,
                     module=module.__name__,

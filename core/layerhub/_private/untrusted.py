@@ -3,11 +3,15 @@ from names and versions that ``packaging`` accepts."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from typing import Final
 
 MAX_SHOWN: Final = 120
+# Paths are the user's own, and often long; bounded all the same, since a hub cache or a file
+# name can come from elsewhere.
+MAX_PATH: Final = 400
 # Longer names and versions are valid to packaging but are no real distribution's; a pip line
 # built from them would swamp the message.
 MAX_NAME: Final = 100
@@ -22,6 +26,11 @@ def shown(value: object, limit: int = MAX_SHOWN) -> str:
     text = value if isinstance(value, str) else repr(value)
     escaped = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
     return escaped if len(escaped) <= limit else escaped[:limit] + "..."
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A file path as :func:`shown` gives it, bounded at ``MAX_PATH`` characters."""
+    return shown(os.fspath(path), MAX_PATH)
 
 
 def distribution_name(name: object) -> str | None:
