@@ -132,3 +132,14 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value).encode()
     except ValueError:  # an int beyond Python's str conversion limit
         return json.dumps(value, default=str).encode()
+
+
+def plugin(fake_dist: Any, name: str, source: str, *objects: str, **kwargs: object) -> Path:
+    """An installed fake plugin ``name`` whose package is ``source``, offering ``objects``."""
+    return fake_dist(
+        name.replace("_", "-"),
+        plugin=name,
+        objects={o: f"{name}:{o}" for o in objects},
+        modules={f"{name}/__init__.py": source},
+        **kwargs,
+    )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _hardening import plugin
 
 from layerhub import (
     AmbiguousNameError,
@@ -81,16 +82,6 @@ def layerhub_legacy_names():
     return {{"{cls}": {cls}}}
 """
 )
-
-
-def plugin(fake_dist: FakeDist, name: str, source: str, *objects: str, **kwargs: object) -> Path:
-    return fake_dist(
-        name.replace("_", "-"),
-        plugin=name,
-        objects={o: f"{name}:{o}" for o in objects},
-        modules={f"{name}/__init__.py": source},
-        **kwargs,
-    )
 
 
 def record(name: str, registered_name: str) -> LayerRecord:

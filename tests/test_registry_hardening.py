@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _hardening import plugin
 
 from layerhub import (
     AmbiguousNameError,
@@ -39,16 +40,6 @@ class {cls}(keras.layers.Layer):
 def layerhub_layers():
     return [{cls}]
 """
-
-
-def plugin(fake_dist: FakeDist, name: str, source: str, *objects: str, **kwargs: object) -> Path:
-    return fake_dist(
-        name.replace("_", "-"),
-        plugin=name,
-        objects={o: f"{name}:{o}" for o in objects},
-        modules={f"{name}/__init__.py": source},
-        **kwargs,
-    )
 
 
 @pytest.fixture(autouse=True)
