@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,9 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, default=str).encode()
 
 
-def plugin(fake_dist: Any, name: str, source: str, *objects: str, **kwargs: object) -> Path:
+def plugin(
+    fake_dist: Callable[..., Path], name: str, source: str, *objects: str, **kwargs: object
+) -> Path:
     """An installed fake plugin ``name`` whose package is ``source``, offering ``objects``."""
     return fake_dist(
         name.replace("_", "-"),
