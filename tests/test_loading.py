@@ -448,6 +448,21 @@ def test_a_manifest_too_large_for_a_comment_goes_to_metadata_json(
     )
 
 
+def as_saved_by_version_one(current: Path, stale: Path) -> Path:
+    """``current`` as version 1.0 of the upgrading plugin wrote it: ``bias`` for ``offset``."""
+    with zipfile.ZipFile(current) as zf:
+        text = zf.read("config.json").decode().replace('"offset": 3.0', '"bias": 3.0')
+        metadata = json.loads(zf.read("metadata.json"))
+    metadata["layerhub"] = {
+        "objects": {
+            "layerhub_upgrading>Shift": {"distribution": "layerhub-upgrading", "version": "1.0"}
+        }
+    }
+    stale.write_bytes(current.read_bytes())
+    rewrite(stale, config_json=json.loads(text), metadata_json=metadata)
+    return stale
+
+
 def test_upgrade_hooks_run_only_for_objects_saved_by_another_version(
     tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -474,17 +489,7 @@ def test_upgrade_hooks_run_only_for_objects_saved_by_another_version(
     layerhub.load_model(current, registry=registry)
     assert [name for name, _ in calls if name == "layerhub_upgrade_config"] == []
     assert views == []
-    with zipfile.ZipFile(current) as zf:
-        text = zf.read("config.json").decode().replace('"offset": 3.0', '"bias": 3.0')
-        metadata = json.loads(zf.read("metadata.json"))
-    metadata["layerhub"] = {
-        "objects": {
-            "layerhub_upgrading>Shift": {"distribution": "layerhub-upgrading", "version": "1.0"}
-        }
-    }
-    stale = tmp_path / "stale.keras"
-    stale.write_bytes(current.read_bytes())
-    rewrite(stale, config_json=json.loads(text), metadata_json=metadata)
+    stale = as_saved_by_version_one(current, tmp_path / "stale.keras")
     loaded = layerhub.load_model(stale, registry=registry)
     upgrades = [kwargs for name, kwargs in calls if name == "layerhub_upgrade_config"]
     assert [(k["registered_name"], k["saved_version"]) for k in upgrades] == [
@@ -492,6 +497,38 @@ def test_upgrade_hooks_run_only_for_objects_saved_by_another_version(
     ]
     assert views == ["config.json"]
     np.testing.assert_allclose(loaded.predict(np.zeros((1, 2), "float32"), verbose=0), [[3.0, 3.0]])
+
+
+def test_an_upgraded_model_too_big_for_memory_has_its_weights_extracted_as_keras_does(
+    tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keras extracts weights it judges too big for memory beside the file; read on the fly
+    # through the zip member instead, a 1 GiB model took minutes to load.
+    from keras.src.saving import saving_lib
+
+    from layerhub.testing.fakes import write_upgrading_plugin
+
+    write_upgrading_plugin(site, "layerhub_upgrading")
+    registry = Registry()
+    inputs = keras.Input((2,))
+    hidden = keras.layers.Dense(4, kernel_initializer="random_normal")(inputs)
+    model = keras.Model(inputs, registry.get("Shift")(offset=3.0)(hidden))
+    current = layerhub.save_model(model, tmp_path / "current.keras", registry=registry)
+    stale = as_saved_by_version_one(current, tmp_path / "stale.keras")
+    extracted_into: list[Path] = []
+    real_temporary_directory = saving_lib.tempfile.TemporaryDirectory
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        extracted_into.append(Path(kwargs["dir"]))
+        return real_temporary_directory(*args, **kwargs)
+
+    monkeypatch.setattr(saving_lib, "is_memory_sufficient", lambda model: False)
+    monkeypatch.setattr(saving_lib.tempfile, "TemporaryDirectory", spy)
+    loaded = layerhub.load_model(stale, registry=registry)
+    monkeypatch.undo()
+    assert extracted_into == [tmp_path]
+    x = np.random.default_rng(0).normal(size=(3, 2)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_opened_directories_describe_themselves_and_bound_their_paths(tmp_path: Path) -> None:

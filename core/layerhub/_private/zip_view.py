@@ -22,6 +22,10 @@ class _Overlay(io.RawIOBase):
 
     def __init__(self, path: Path, base: int) -> None:
         super().__init__()
+        # Keras extracts weights too big for memory into a directory beside the file it is
+        # given, found by this name; with none it reads them through the zip member, seeking
+        # back and forth: a 1 GiB model took minutes instead of seconds.
+        self.name = str(path)
         self._file = path.open("rb")
         self._base = base
         self._file.seek(base)
