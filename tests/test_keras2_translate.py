@@ -57,23 +57,40 @@ def call(*names_and_nodes: tuple[str, int]) -> list[list[Any]]:
     return [[name, node, 0, {}] for name, node in names_and_nodes]
 
 
-def inner_model() -> dict[str, Any]:
-    """``relu`` as a functional model of its own, nested in the models below."""
+def functional(
+    name: str, layers: list[dict[str, Any]], inputs: list[str], outputs: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """A Keras 2 functional model's entry; ``outputs`` are (layer name, node index) pairs."""
     return {
         "class_name": "Functional",
         "config": {
-            "name": "inner",
+            "name": name,
             "trainable": True,
-            "layers": [
-                input_layer("inner_in", 3),
-                layer("Activation", "inner_relu", [call(("inner_in", 0))], activation="relu"),
-            ],
-            "input_layers": [["inner_in", 0, 0]],
-            "output_layers": [["inner_relu", 0, 0]],
+            "layers": layers,
+            "input_layers": [[input_name, 0, 0] for input_name in inputs],
+            "output_layers": [[output, node, 0] for output, node in outputs],
         },
-        "name": "inner",
-        "inbound_nodes": [call(("x", 0))],
     }
+
+
+def sequential(*layers: dict[str, Any]) -> dict[str, Any]:
+    """A Keras 2 ``Sequential`` of ``layers`` on inputs of width 3."""
+    head = {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3]}}
+    return {"class_name": "Sequential", "config": {"name": "seq", "layers": [head, *layers]}}
+
+
+def inner_model() -> dict[str, Any]:
+    """``relu`` as a functional model of its own, nested in the models below."""
+    inner = functional(
+        "inner",
+        [
+            input_layer("inner_in", 3),
+            layer("Activation", "inner_relu", [call(("inner_in", 0))], activation="relu"),
+        ],
+        ["inner_in"],
+        [("inner_relu", 0)],
+    )
+    return {**inner, "name": "inner", "inbound_nodes": [call(("x", 0))]}
 
 
 def nested_and_shared() -> dict[str, Any]:
@@ -84,69 +101,35 @@ def nested_and_shared() -> dict[str, Any]:
     Keras 2 numbered the nested model's call 1 (its own input was node 0) and the shared
     layer's calls 0 and 1.
     """
-    return {
-        "class_name": "Functional",
-        "config": {
-            "name": "outer",
-            "trainable": True,
-            "layers": [
-                input_layer("x", 3),
-                inner_model(),
-                layer("Activation", "tanh", [call(("inner", 1))], activation="tanh"),
-                layer(
-                    "Activation",
-                    "shared",
-                    [call(("x", 0)), call(("tanh", 0))],
-                    activation="relu",
-                ),
-            ],
-            "input_layers": [["x", 0, 0]],
-            "output_layers": [["inner", 1, 0], ["tanh", 0, 0], ["shared", 0, 0], ["shared", 1, 0]],
-        },
-    }
+    return functional(
+        "outer",
+        [
+            input_layer("x", 3),
+            inner_model(),
+            layer("Activation", "tanh", [call(("inner", 1))], activation="tanh"),
+            layer("Activation", "shared", [call(("x", 0)), call(("tanh", 0))], activation="relu"),
+        ],
+        ["x"],
+        [("inner", 1), ("tanh", 0), ("shared", 0), ("shared", 1)],
+    )
 
 
 def plain_functional() -> dict[str, Any]:
     """Model(x, Activation("relu")(x)): nothing Keras 3 misreads."""
-    return {
-        "class_name": "Functional",
-        "config": {
-            "name": "plain",
-            "trainable": True,
-            "layers": [
-                input_layer("x", 3),
-                layer("Activation", "relu", [call(("x", 0))], activation="relu"),
-            ],
-            "input_layers": [["x", 0, 0]],
-            "output_layers": [["relu", 0, 0]],
-        },
-    }
+    return functional(
+        "plain",
+        [input_layer("x", 3), layer("Activation", "relu", [call(("x", 0))], activation="relu")],
+        ["x"],
+        [("relu", 0)],
+    )
 
 
 def lambda_model(**lambda_config: Any) -> dict[str, Any]:
-    return {
-        "class_name": "Sequential",
-        "config": {
-            "name": "seq",
-            "layers": [
-                {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3]}},
-                {"class_name": "Lambda", "config": {"name": "lam", **lambda_config}},
-            ],
-        },
-    }
+    return sequential({"class_name": "Lambda", "config": {"name": "lam", **lambda_config}})
 
 
 def dense_with_dtype(dtype: Any) -> dict[str, Any]:
-    return {
-        "class_name": "Sequential",
-        "config": {
-            "name": "seq",
-            "layers": [
-                {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3]}},
-                {"class_name": "Dense", "config": {"name": "d", "units": 2, "dtype": dtype}},
-            ],
-        },
-    }
+    return sequential({"class_name": "Dense", "config": {"name": "d", "units": 2, "dtype": dtype}})
 
 
 def nothing_resolved(name: str) -> bool:
@@ -262,16 +245,7 @@ def test_a_keras2_output_shape_lambda_is_the_one_keras3_uses_without_safe_mode(
         "output_shape_module": "__main__",
         "arguments": {},
     }
-    model = {
-        "class_name": "Sequential",
-        "config": {
-            "name": "seq",
-            "layers": [
-                {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3]}},
-                {"class_name": "Lambda", "config": lam},
-            ],
-        },
-    }
+    model = sequential({"class_name": "Lambda", "config": lam})
     path = keras2_h5(tmp_path / "lambda.h5", model)
     loaded = layerhub.load_model(path, safe_mode=False, compile=False)
     assert loaded.layers[-1].compute_output_shape((4, 3)) == (4, 7)
@@ -441,16 +415,7 @@ def test_an_optimizer_keras3_has_no_class_for_is_left_alone(optimizer: Any) -> N
 
 
 def test_the_optimizer_warning_points_outside_layerhub(tmp_path: Path) -> None:
-    model = {
-        "class_name": "Sequential",
-        "config": {
-            "name": "seq",
-            "layers": [
-                {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3]}},
-                {"class_name": "Activation", "config": {"name": "a", "activation": "relu"}},
-            ],
-        },
-    }
+    model = sequential({"class_name": "Activation", "config": {"name": "a", "activation": "relu"}})
     sgd = {
         "class_name": "Custom>SGD",
         "config": {
