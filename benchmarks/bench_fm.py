@@ -1,10 +1,14 @@
-"""FMLayer training step vs the same factorization machine written plainly with keras.ops.
+"""FMLayer training step vs the same factorization machine written plainly with keras.ops,
+and vs DeepCTR's ``FM`` layer where DeepCTR is installed.
 
-Both are one-layer models trained with `train_on_batch` (SGD, MSE) on the same data and the
+All are one-layer models trained with `train_on_batch` (SGD, MSE) on the same data and the
 same weights (copied, outputs checked equal first), with and without `jit_compile`. Steps of
-the two models are interleaved; the table shows the median of N timed steps after a warm-up
-and the ratio FMLayer / plain (goal: <= 1.05, i.e. the layer costs no more than the math).
-DeepCTR's FM is not compared: it is not installed here (and needs TensorFlow 1-style code).
+the models are interleaved; the table shows the median of N timed steps after a warm-up and
+the ratios FMLayer / plain (goal: <= 1.05, i.e. the layer costs no more than the math) and
+FMLayer / DeepCTR. DeepCTR's ``FM`` is the pairwise term only, on a (batch, fields, k) tensor
+of embeddings; the DeepCTR contender is what its users write for dense features: the linear
+term, plus ``FM`` of each feature times its factor row. DeepCTR runs on tf-keras, so the
+process sets ``TF_USE_LEGACY_KERAS=1`` (it changes ``tf.keras`` only; ``keras`` stays Keras 3).
 
 Usage:
     python benchmarks/bench_fm.py [--repeats 30] [--warmup 3]
@@ -25,6 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.keras for DeepCTR; `keras` stays 3
 
 import keras
 import numpy as np
@@ -61,6 +66,37 @@ class PlainFM(keras.layers.Layer):
         return ops.matmul(x, self.w) + self.b + pairwise
 
 
+def deepctr_model(features, k, out, weights, jit):
+    """DeepCTR's FM with the linear term, as a tf-keras model, or None without DeepCTR."""
+    # DeepCTR asks PyPI for its latest version on import, on a thread with no timeout; a closed
+    # local port makes that fail at once, with or without a network (nothing here needs one).
+    os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"
+    try:
+        import tensorflow as tf
+        from deepctr.layers.interaction import FM
+    except ImportError:
+        return None
+    w, v, b = weights
+
+    class LinearPlusFM(tf.keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(name="w", shape=w.shape, initializer="zeros")
+            self.v = self.add_weight(name="v", shape=v.shape, initializer="zeros")
+            self.b = self.add_weight(name="b", shape=b.shape, initializer="zeros")
+            self.fm = FM()
+
+        def call(self, x):
+            embeddings = tf.expand_dims(x, -1) * self.v  # feature i times its factor row
+            return tf.matmul(x, self.w) + self.b + self.fm(embeddings)
+
+    inputs = tf.keras.Input((features,))
+    layer = LinearPlusFM()
+    model = tf.keras.Model(inputs, layer(inputs))
+    layer.set_weights([w, v, b])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=jit)
+    return model
+
+
 def step_time(models, x, y, warmup, repeats, min_sample=0.02):
     for _ in range(warmup):
         for model in models:
@@ -89,7 +125,10 @@ def main() -> None:
         f"keras {keras.__version__}, backend {keras.backend.backend()}, {platform.machine()},"
         f" {os.cpu_count()} CPUs; median of {args.repeats} train_on_batch steps, interleaved"
     )
-    header = f"| {'batch x features, k, out':<26} | jit   | plain ms | FMLayer ms | FMLayer/plain |"
+    header = (
+        f"| {'batch x features, k, out':<26} | jit   | plain ms | FMLayer ms | FMLayer/plain |"
+        " DeepCTR ms | FMLayer/DeepCTR |"
+    )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     rng = np.random.default_rng(0)
@@ -110,11 +149,25 @@ def main() -> None:
                 model = keras.Model(inputs, layer(inputs))
                 model.compile(optimizer="sgd", loss="mse", jit_compile=jit)
                 models.append(model)
-            t_plain, t_ours = step_time(models, x, y, args.warmup, args.repeats)
+            deepctr = deepctr_model(features, k, out, ours.get_weights(), jit)
+            if deepctr is not None:
+                np.testing.assert_allclose(
+                    deepctr.predict(x, verbose=0),
+                    ops.convert_to_numpy(ours(x)),
+                    rtol=1e-4,
+                    atol=1e-4,
+                )
+                models.append(deepctr)
+            t_plain, t_ours, *t_deepctr = step_time(models, x, y, args.warmup, args.repeats)
             name = f"{batch} x {features}, {k}, {out}"
+            versus = (
+                f" {t_deepctr[0]:>10.3f} | {t_ours / t_deepctr[0]:>15.2f} |"
+                if t_deepctr
+                else f" {'-':>10} | {'not installed':>15} |"
+            )
             print(
                 f"| {name:<26} | {jit!s:<5} | {t_plain:>8.3f} | {t_ours:>10.3f} |"
-                f" {t_ours / t_plain:>13.2f} |"
+                f" {t_ours / t_plain:>13.2f} |{versus}"
             )
 
 
