@@ -89,7 +89,7 @@ def as_version_one(path: Path, target: Path) -> None:
 
 def repeats_for(size: int) -> int:
     """More rounds for small models, whose few milliseconds are noisier."""
-    return 21 if size <= 10 * MIB else 9 if size <= 200 * MIB else 5
+    return 21 if size <= 10 * MIB else 15 if size <= 200 * MIB else 5
 
 
 def main(sizes: tuple[int, ...]) -> None:
