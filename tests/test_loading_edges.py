@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,19 +176,27 @@ def test_dunder_and_empty_function_names_are_left_to_keras(tmp_path: Path, name:
         layerhub.load_model(path)
 
 
-def compiled_file(tmp_path: Path) -> Path:
-    """A real model whose compile_config names a loss nothing resolves."""
+def dense_file(path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A real one-Dense model saved by Keras at ``path``, its config.json changed by ``edit``."""
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="out")])
-    path = tmp_path / "compiled.keras"
     keras.saving.save_model(model, path)
     members = read_members(path)
     config = json.loads(members["config.json"])
-    config["compile_config"] = {
-        "optimizer": "sgd",
-        "loss": {"module": "mine", "class_name": "function", "config": "my_loss"},
-    }
+    edit(config)
     write_members(path, {**members, "config.json": json.dumps(config).encode()})
     return path
+
+
+def compiled_file(tmp_path: Path) -> Path:
+    """A real model whose compile_config names a loss nothing resolves."""
+
+    def compile_with_my_loss(config: dict[str, Any]) -> None:
+        config["compile_config"] = {
+            "optimizer": "sgd",
+            "loss": {"module": "mine", "class_name": "function", "config": "my_loss"},
+        }
+
+    return dense_file(tmp_path / "compiled.keras", compile_with_my_loss)
 
 
 def test_a_loss_only_compiling_needs_is_missing_with_the_compile_hint(tmp_path: Path) -> None:
@@ -305,14 +314,16 @@ def test_a_plugin_class_keras_does_not_know_is_handed_to_keras(
 
 def test_a_function_named_like_a_keras_one_is_left_to_keras(tmp_path: Path) -> None:
     """A bare name Keras has a function for is never a missing plugin."""
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="out")])
-    path = tmp_path / "relu.keras"
-    keras.saving.save_model(model, path)
-    members = read_members(path)
-    config = json.loads(members["config.json"])
-    dense = config["config"]["layers"][-1]
-    dense["config"]["activation"] = {"module": "mine", "class_name": "function", "config": "relu"}
-    write_members(path, {**members, "config.json": json.dumps(config).encode()})
+
+    def relu_from_my_module(config: dict[str, Any]) -> None:
+        dense = config["config"]["layers"][-1]
+        dense["config"]["activation"] = {
+            "module": "mine",
+            "class_name": "function",
+            "config": "relu",
+        }
+
+    path = dense_file(tmp_path / "relu.keras", relu_from_my_module)
     # Keras refuses the module it names, but layerhub must not report "relu" as missing.
     with pytest.raises(ModelFileError, match="could not be rebuilt by Keras"):
         layerhub.load_model(path)
