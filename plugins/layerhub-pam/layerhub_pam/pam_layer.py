@@ -216,11 +216,7 @@ class PAM(keras.layers.Layer):
         # the float16 range, so the scores and the softmax use float32.
         query, key = _float32(query), _float32(key)
         if chunk is None:
-            energy = ops.matmul(query, ops.transpose(key, (0, 2, 1)))
-            attention = ops.softmax(energy, axis=-1)
-            if self.compute_dtype != "float32":
-                attention = ops.cast(attention, self.compute_dtype)
-            out = ops.matmul(attention, value)
+            out = _dense_attention(query, key, value)
         else:
             out = _chunked_attention(query, key, _float32(value), chunk)
             if self.compute_dtype != "float32":
@@ -325,6 +321,41 @@ def _join(x: Any, n: Any) -> Any:
     x = ops.transpose(x, (1, 0, 2, 3))
     shape = ops.shape(x)
     return ops.reshape(x, (shape[0], -1, shape[-1]))[:, :n]
+
+
+def _dense_attention(query: Any, key: Any, value: Any) -> Any:
+    """``softmax(query @ key^T) @ value``: float32 query and key, value in the compute dtype.
+
+    The N x N attention is computed in float32 and cast to the value's dtype for the last
+    matmul. The gradient is written out rather than left to autodiff: with ``A`` the attention,
+    ``O`` the output and ``delta = rowsum(dO * O)``, ``dS = A * (dO V^T - delta)``. Autodiff
+    of the softmax computes ``rowsum(dA * A)`` instead, the same numbers from one more pass over
+    an N x N matrix; a training step is about 10% faster this way, with and without
+    ``jit_compile`` (see ``benchmarks/bench_pam.py``). Only ``A`` is kept for the backward pass,
+    as autodiff keeps it.
+    """
+
+    @ops.custom_gradient
+    def attend(query: Any, key: Any, value: Any) -> Any:
+        attention = ops.softmax(ops.matmul(query, ops.transpose(key, (0, 2, 1))), axis=-1)
+        value_dtype = keras.backend.standardize_dtype(value.dtype)
+        out = ops.matmul(ops.cast(attention, value_dtype), value)
+
+        def grad(*args: Any, upstream: Any = None) -> Any:
+            if upstream is None:
+                (upstream,) = args
+            d_out = _float32(upstream)
+            delta = ops.sum(d_out * _float32(out), axis=-1, keepdims=True)
+            d_attention = ops.matmul(d_out, ops.transpose(_float32(value), (0, 2, 1)))
+            d_scores = attention * (d_attention - delta)
+            d_query = ops.matmul(d_scores, key)
+            d_key = ops.matmul(ops.transpose(d_scores, (0, 2, 1)), query)
+            d_value = ops.matmul(ops.transpose(attention, (0, 2, 1)), d_out)
+            return d_query, d_key, ops.cast(d_value, value_dtype)
+
+        return out, grad
+
+    return attend(query, key, value)
 
 
 def _chunked_attention(query: Any, key: Any, value: Any, chunk: int) -> Any:

@@ -429,6 +429,54 @@ def test_seeded_initializer_stays_reproducible_and_in_the_config():
     assert PAM.from_config(first.get_config()).get_config() == first.get_config()
 
 
+def _assert_close(actual, expected, rtol=1e-5):
+    # Relative to the largest entry: gradients sum over N positions and reach ~1e2.
+    expected = np.asarray(expected)
+    np.testing.assert_allclose(
+        actual, expected, rtol=rtol, atol=rtol * max(1.0, float(np.abs(expected).max()))
+    )
+
+
+def _numeric_gradient(f, value, eps=1e-6):
+    """Central differences of the float64 function ``f`` at every entry of ``value``."""
+    value = np.array(value, dtype=np.float64)
+    grad = np.empty_like(value)
+    for i in np.ndindex(value.shape):
+        saved = value[i]
+        value[i] = saved + eps
+        up = f(value)
+        value[i] = saved - eps
+        grad[i] = (up - f(value)) / (2 * eps)
+        value[i] = saved
+    return grad
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6, CHANNELS), (1, 3, 4, CHANNELS)])
+def test_dense_gradients_match_finite_differences_of_the_reference(shape):
+    # The dense path writes its gradient out (delta = rowsum(dO * O)), so it is checked
+    # against the NumPy reference differentiated numerically, not against autodiff.
+    layer, w = built_layer(attention_chunk_size=None)
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(size=shape).astype("float32")
+    upstream = rng.normal(size=shape)
+
+    def reference_loss(**changed):
+        return float(np.sum(pam_reference(changed.pop("x", x), **{**w, **changed}) * upstream))
+
+    def loss(y):
+        return keras.ops.sum(y * upstream.astype("float32"))
+
+    names = {"query_conv/kernel": "wq", "query_conv/bias": "bq", "key_conv/kernel": "wk"}
+    names |= {"value_conv/kernel": "wv", "value_conv/bias": "bv", "gamma": "gamma"}
+    grads = weight_gradients(layer, x, loss)
+    for weight, got in zip(layer.trainable_weights, grads, strict=True):
+        name = names[weight.path.split("/", 1)[1]]
+        want = _numeric_gradient(lambda v, n=name: reference_loss(**{n: v}), w[name])
+        _assert_close(got.reshape(want.shape), want, rtol=1e-4)
+    (got,) = input_gradients(layer, x, loss)
+    _assert_close(got, _numeric_gradient(lambda v: reference_loss(x=v), x), rtol=1e-4)
+
+
 # --------------------------------------------------------------------------- chunked attention
 
 
@@ -439,14 +487,6 @@ def _pair(chunk, input_shape=(None, None, None, CHANNELS), seed=0, **kwargs):
     chunked.build(input_shape)
     chunked.set_weights(dense.get_weights())
     return dense, chunked, w
-
-
-def _assert_close(actual, expected):
-    # 1e-5 relative to the largest entry: gradients sum over N positions and reach ~1e2.
-    expected = np.asarray(expected)
-    np.testing.assert_allclose(
-        actual, expected, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(expected).max()))
-    )
 
 
 @pytest.mark.parametrize(
