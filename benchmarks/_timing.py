@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 
 def interpreter_seconds(code: str, env: Mapping[str, str] | None = None) -> float:
@@ -25,7 +27,12 @@ def interpreter_seconds(code: str, env: Mapping[str, str] | None = None) -> floa
 
 
 def interleaved(contenders: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, float]:
-    """Median seconds of each contender, run in turns so drift hits all of them alike.
+    """Median seconds of each contender, run in turns so drift hits all of them alike."""
+    return {name: statistics.median(times) for name, times in rounds(contenders, repeats).items()}
+
+
+def rounds(contenders: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each contender in each round; every round runs every contender once.
 
     The order of the turns alternates from round to round: whatever one run leaves behind (a
     garbage collection, dirty pages) falls on each contender equally often.
@@ -36,7 +43,37 @@ def interleaved(contenders: Mapping[str, Callable[[], float]], repeats: int) -> 
         for name, run in order:
             samples[name].append(run())
         order.reverse()
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return samples
+
+
+class PairedRatio(NamedTuple):
+    median: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.median:5.3f}x (95% CI {self.low:5.3f} to {self.high:5.3f})"
+
+
+def paired_ratio(ours: Sequence[float], theirs: Sequence[float]) -> PairedRatio:
+    """The median of the round-by-round ratios ``ours[i] / theirs[i]``, with a 95% interval.
+
+    Runs a few milliseconds long on a shared virtual disk drift by more than the difference
+    being measured: a slow stretch can fall on one contender's median and not the other's. The
+    two runs of one round share their stretch, so their ratio cancels it. The interval is the
+    distribution-free one of a median: between the order statistics that a Binomial(n, 1/2)
+    count puts 2.5% beyond on either side (needs at least 6 rounds).
+    """
+    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
+    n = len(ratios)
+    if n < 6:
+        raise ValueError(f"a 95% interval needs at least 6 rounds. Received: rounds={n}")
+    # The largest k with P(Binomial(n, 1/2) < k) <= 2.5%: ratios[k-1] and ratios[n-k] bound it.
+    below, k = 0.0, 0
+    while below + math.comb(n, k) / 2**n <= 0.025:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    return PairedRatio(statistics.median(ratios), ratios[k - 1], ratios[n - k])
 
 
 def timed(action: Callable[[], object]) -> Callable[[], float]:

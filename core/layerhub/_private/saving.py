@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import tempfile
 import threading
 import zipfile
@@ -68,12 +70,11 @@ def save_model(model: Any, path: str | os.PathLike[str], *, registry: Registry =
         # mkstemp makes the file private (0600); the saved model gets the mode a plain write would.
         os.chmod(temporary, _mode_for(target))
         # Releasing the cache takes about 1 ms per 10 MiB; beside Keras' serialisation it is free.
-        releasing = threading.Thread(target=_release_cache, args=(target,), daemon=True)
-        releasing.start()
+        released = _release_cache_beside(target)
         try:
             keras.saving.save_model(model, temporary)
         finally:
-            releasing.join()
+            released.wait()
         _add_manifest(temporary, registry)
         _flush(temporary)
         os.replace(temporary, target)
@@ -152,6 +153,56 @@ def _mode_for(target: Path) -> int:
         umask = os.umask(0o022)  # pragma: no mutate (any value: put back on the next line)
         os.umask(umask)
     return 0o666 & ~umask
+
+
+class _Releaser:
+    """One long-lived daemon thread that releases page caches for every save of the process.
+
+    Starting a thread per save cost 0.2 ms of a 23 ms save (10 MiB, measured); handing a path to
+    a waiting thread costs microseconds.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Path, threading.Event]] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="layerhub-release-cache", daemon=True).start()
+
+    def release(self, target: Path) -> threading.Event:
+        done = threading.Event()
+        self._jobs.put((target, done))
+        return done
+
+    def _serve(self) -> None:
+        while True:
+            target, done = self._jobs.get()
+            # Releasing is only an optimisation: whatever goes wrong, this thread must live on
+            # and the save that waits must go on.
+            with contextlib.suppress(Exception):
+                _release_cache(target)
+            done.set()
+
+
+_releaser: _Releaser | None = None
+_releaser_lock = threading.Lock()
+
+
+def _release_cache_beside(target: Path) -> threading.Event:
+    """Release ``target``'s page cache on the releasing thread; the event is set when done."""
+    global _releaser
+    with _releaser_lock:
+        if _releaser is None:
+            _releaser = _Releaser()
+        return _releaser.release(target)
+
+
+def _forget_releaser() -> None:
+    # A forked child has no copy of the parent's threads, and the lock may have been held by one
+    # of them: the child starts afresh on its first save.
+    global _releaser, _releaser_lock
+    _releaser, _releaser_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_releaser)
 
 
 def _release_cache(target: Path) -> None:
