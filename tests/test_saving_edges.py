@@ -4,7 +4,6 @@ page cache of the file it replaces, and the manifest comment set in place."""
 from __future__ import annotations
 
 import os
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,62 +103,29 @@ def test_without_proc_the_umask_is_read_by_setting_it_and_put_back(
 def test_overwriting_drops_the_page_cache_of_the_whole_old_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Any
 ) -> None:
-    calls: list[tuple[int, int, int, int]] = []
+    import keras
+
+    calls: list[object] = []
 
     def recording_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
         calls.append((os.fstat(fd).st_ino, offset, length, advice))
 
+    real_save = keras.saving.save_model
+
+    def recording_save(*args: Any, **kwargs: Any) -> None:
+        calls.append("keras saves")
+        real_save(*args, **kwargs)
+
     monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    monkeypatch.setattr(keras.saving, "save_model", recording_save)
     path = layerhub.save_model(model, tmp_path / "m.keras")
-    assert calls == []  # nothing to replace
+    assert calls == ["keras saves"]  # nothing to replace
     old = path.stat().st_ino
+    calls.clear()
     layerhub.save_model(model, path)
-    # Length 0 means "to the end of the file".
-    assert calls == [(old, 0, 0, os.POSIX_FADV_DONTNEED)]
-
-
-@pytest.mark.skipif(not hasattr(os, "POSIX_FADV_DONTNEED"), reason="no posix_fadvise here")
-def test_a_release_that_raises_neither_fails_the_save_nor_stops_later_releases(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: Any
-) -> None:
-    # One thread serves every save's release: if an error ended it, the next save would wait
-    # for a release that never comes.
-    path = layerhub.save_model(model, tmp_path / "m.keras")
-    calls: list[int] = []
-
-    def broken_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
-        calls.append(os.fstat(fd).st_ino)
-        raise RuntimeError("not an OSError")
-
-    monkeypatch.setattr(os, "posix_fadvise", broken_fadvise)
-    replaced: list[int] = []
-
-    def save_twice() -> None:
-        for _ in range(2):
-            replaced.append(path.stat().st_ino)
-            layerhub.save_model(model, path)
-
-    # On a thread of its own, so that a save left waiting fails the test instead of hanging it.
-    saver = threading.Thread(target=save_twice, daemon=True)
-    saver.start()
-    saver.join(timeout=120)
-    assert not saver.is_alive(), "a save is still waiting for its release"
-    assert calls == replaced
-    with zipfile.ZipFile(path) as archive:
-        assert archive.testzip() is None
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
-def test_a_forked_child_releases_on_a_thread_of_its_own(tmp_path: Path, model: Any) -> None:
-    # The child of a fork has none of its parent's threads: handing the parent's releasing
-    # thread a path would leave the child's save waiting forever.
-    path = layerhub.save_model(model, tmp_path / "m.keras")
-    layerhub.save_model(model, path)  # the parent's releasing thread now exists
-    child = os.fork()
-    if child == 0:  # pragma: no cover (runs in the child, whose coverage is not collected)
-        os._exit(0 if saving._release_cache_beside(path).wait(timeout=30) else 1)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    # Length 0 means "to the end of the file"; released before Keras allocates anything (at
+    # 200 MiB, releasing beside Keras on a thread measured 10% slower).
+    assert calls == [(old, 0, 0, os.POSIX_FADV_DONTNEED), "keras saves"]
 
 
 def test_saving_works_where_posix_fadvise_does_not_exist(
