@@ -1,7 +1,7 @@
 """Benchmark 4: saving and upgrading big models, against Keras' own calls on the same model.
 
 - ``layerhub.save_model`` (atomic: temporary file, fsync, rename, fsync of the directory, and
-  the manifest as the zip comment; the old file's page cache released meanwhile) against
+  the manifest as the zip comment; the old file's page cache released first) against
   ``keras.saving.save_model``, both overwriting an existing file, with the peak extra disk each
   needed (sampled while it ran). Extra disk: at most one archive (the temporary file an atomic
   replace needs). Keras does not make its file durable, so a third contender does:
@@ -105,7 +105,7 @@ def main(sizes: tuple[int, ...]) -> None:
     write_upgrading_plugin(site, "layerhub_benchshift")
     sys.path.insert(0, str(site))
     shift = importlib.import_module("layerhub_benchshift").Shift
-    print("== 4. saving and upgrading big models (medians, interleaved, overwriting)")
+    print("== 4. saving and upgrading big models (interleaved rounds, overwriting)")
     for size in sizes:
         model = model_of(size, shift)
         with tempfile.TemporaryDirectory(dir=Path.cwd()) as scratch:
@@ -133,13 +133,19 @@ def memory_directory(size: int) -> Path | None:
     return shm if tmpfs and room.f_bavail * room.f_frsize > 4 * size else None
 
 
+def contender_files(scratch: Path) -> tuple[Path, Path, Path]:
+    """The files layerhub, Keras and Keras + fsync overwrite, each in a directory of its own."""
+    a, b, c = (scratch / name / "m.keras" for name in ("a", "b", "c"))
+    return a, b, c
+
+
 def save_rounds(model: object, scratch: Path, repeats: int) -> dict[str, list[float]]:
     """Times of three saves overwriting their own file in ``scratch``, round by round."""
     import keras
 
     import layerhub
 
-    a, b, c = (scratch / name / "m.keras" for name in ("a", "b", "c"))
+    a, b, c = contender_files(scratch)
 
     def keras_then_fsync() -> None:
         keras.saving.save_model(model, c)
@@ -165,7 +171,7 @@ def measure(model: object, size: int, scratch: Path, repeats: int) -> None:
     import layerhub
 
     times = save_rounds(model, scratch, repeats)
-    a, b = scratch / "a" / "m.keras", scratch / "b" / "m.keras"
+    a, b, _ = contender_files(scratch)
     disk_ours = peak_extra_disk(a.parent, lambda: layerhub.save_model(model, a))
     disk_theirs = peak_extra_disk(b.parent, lambda: keras.saving.save_model(model, b))
     archive = a.stat().st_size
