@@ -8,10 +8,11 @@ from typing import Any, Final
 
 from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError, UnsafeModelError
-from layerhub._private.untrusted import shown
+from layerhub._private.untrusted import described, shown
 
 # A config or metadata member larger than this is refused before it is read: real configs
-# of models with thousands of layers are a few MiB, and a zip member can claim gigabytes.
+# of models with thousands of layers are a few MiB, and a zip member can claim gigabytes. The
+# limit is on content: decompressed bytes, decoded text, never the size on disk.
 MAX_MEMBER_BYTES: Final = 64 << 20
 # Keras rebuilds a config recursively, several frames a level; real models nest a few dozen
 # levels (a model in a model in a layer ...). Deeper trees are refused rather than recursed.
@@ -26,10 +27,19 @@ def check_size(file: Path, what: str, size: int) -> None:
         )
 
 
-def decode_json(raw: bytes | str, name: str, what: str) -> Any:
-    """``raw`` (UTF-8 bytes or text) parsed as JSON; one-line ``ModelFileError`` otherwise."""
+def decode_json(raw: object, name: str, what: str) -> Any:
+    """``raw`` (UTF-8 bytes or text) parsed as JSON; one-line ``ModelFileError`` otherwise.
+
+    Whatever a decoder hands over is accepted as ``raw``: anything but bytes or text, text
+    over ``MAX_MEMBER_BYTES`` (measured decoded), bad UTF-8 and bad JSON are all refused here.
+    """
     from layerhub._private.records import one_line
 
+    if isinstance(raw, (bytearray, memoryview)):
+        raw = bytes(raw)
+    if not isinstance(raw, (bytes, str)):
+        raise ModelFileError(f"{name}: its {what} is {described(raw)}, not JSON text")
+    check_size(Path(name), what, len(raw))
     try:
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8")  # pragma: no mutate (codec names ignore case)

@@ -39,6 +39,31 @@ def depth(node: Any) -> int:
     return deepest
 
 
+def copy(node: Any) -> Any:
+    """A deep copy of a JSON-like tree (dicts, lists, scalars), made iteratively.
+
+    ``copy.deepcopy`` recurses two or three frames a level: a config 400 levels deep, well
+    within the depth limit, ends in ``RecursionError``. Tuples become lists, as JSON has them.
+    """
+    if not isinstance(node, (dict, list, tuple)):
+        return node
+    root: Any = {} if isinstance(node, dict) else []
+    stack: list[tuple[Any, Any]] = [(node, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, (dict, list, tuple)):
+                child: Any = {} if isinstance(value, dict) else []
+                stack.append((value, child))
+                value = child
+            if isinstance(target, dict):
+                target[key] = value
+            else:
+                target.append(value)
+    return root
+
+
 def objects(config: Any) -> Iterator[dict[str, Any]]:
     """Every serialised object (a dictionary with a string ``class_name``), at any depth."""
     for node in walk(config):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any, Final, NamedTuple
 
 from layerhub._private.errors import ModelFileError
 from layerhub._private.manifest import Manifest
-from layerhub._private.untrusted import shown, shown_path
+from layerhub._private.untrusted import described, kind_of, os_reason, shown, shown_path
 
 # Keras picks the format by these exact, lower-case suffixes.
 SUFFIXES: Final = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
@@ -55,17 +57,24 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
     """
     if isinstance(path, str) and path.startswith(HUB_PREFIX):
         path = _from_hub(path[len(HUB_PREFIX) :])
-    file = Path(path)
-    if not file.exists():
-        raise ModelFileError(f"no such model file: {shown_path(file)}")
-    if file.is_dir():
-        if (file / "saved_model.pb").is_file():
-            return file, "savedmodel"
-        if (file / "config.json").is_file():
-            return file, "keras_dir"
+    try:
+        file = Path(path)
+    except TypeError:
+        raise ModelFileError(f"not a model path: {described(path)}") from None
+    try:
+        # Symlinks are followed, as Keras follows them; what they lead to is checked.
+        mode = os.stat(file).st_mode
+    except (OSError, ValueError) as error:
+        if isinstance(error, OSError) and error.errno == errno.ENOENT:
+            raise ModelFileError(f"no such model file: {shown_path(file)}") from None
+        why = os_reason(error) if isinstance(error, OSError) else "holds a NUL character"
+        raise ModelFileError(f"model path {shown_path(file)} {why}; refusing to read it") from None
+    if stat.S_ISDIR(mode):
+        return file, _directory_kind(file)
+    if not stat.S_ISREG(mode):
         raise ModelFileError(
-            f"{shown_path(file)} is a directory but no SavedModel; layerhub loads .keras "
-            "archives, Keras 2 .h5 files and Keras 2 SavedModel directories"
+            f"model file {shown_path(file)} is {kind_of(mode)}, not a regular file; "
+            "refusing to read it"
         )
     suffix = file.suffix
     if suffix in SUFFIXES:
@@ -78,6 +87,21 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
     raise ModelFileError(
         f"{shown_path(file)}: unsupported model file type {shown(suffix or '(none)')!r}; "
         "expected .keras or .h5"
+    )
+
+
+def _directory_kind(folder: Path) -> str:
+    try:
+        if (folder / "saved_model.pb").is_file():
+            return "savedmodel"
+        if (folder / "config.json").is_file():
+            return "keras_dir"
+    except (OSError, ValueError) as error:  # a symlink loop, a name too long ...
+        why = os_reason(error) if isinstance(error, OSError) else "holds a NUL character"
+        raise ModelFileError(f"model directory {shown_path(folder)} {why}") from None
+    raise ModelFileError(
+        f"{shown_path(folder)} is a directory but no SavedModel; layerhub loads .keras "
+        "archives, Keras 2 .h5 files and Keras 2 SavedModel directories"
     )
 
 

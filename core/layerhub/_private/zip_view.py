@@ -15,18 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from layerhub._private.untrusted import open_regular
+
 
 class _Overlay(io.RawIOBase):
     """A file whose first ``base`` bytes are read from ``path`` and whose rest (at first, the
     original central directory) lives in memory, where writes go."""
 
-    def __init__(self, path: Path, base: int) -> None:
+    def __init__(self, path: Path, base: int, file: io.BufferedReader | None = None) -> None:
         super().__init__()
         # Keras extracts weights too big for memory into a directory beside the file it is
         # given, found by this name; with none it reads them through the zip member, seeking
         # back and forth: a 1 GiB model took minutes instead of seconds.
         self.name = str(path)
-        self._file = path.open("rb")
+        self._file = file if file is not None else open_regular(path, "model file")
         self._base = base
         self._file.seek(base)
         self._tail = bytearray(self._file.read())
@@ -92,10 +94,18 @@ class _Overlay(io.RawIOBase):
 
 @contextlib.contextmanager
 def replaced(path: Path, member: str, data: bytes) -> Iterator[io.BufferedReader]:
-    """``path``'s archive as a readable file object in which ``member`` holds ``data``."""
-    with zipfile.ZipFile(path) as archive:
-        start = archive.start_dir
-    view = _Overlay(path, start)
+    """``path``'s archive as a readable file object in which ``member`` holds ``data``.
+
+    ``path`` is opened once, through the untrusted-file boundary (a regular file or nothing).
+    """
+    file = open_regular(path, "model file")
+    try:
+        with zipfile.ZipFile(file) as archive:  # a file object passed in stays open
+            start = archive.start_dir
+        view = _Overlay(path, start, file)
+    except BaseException:
+        file.close()
+        raise
     try:
         # Appending writes from the old central directory on, which lies in the overlay.
         with zipfile.ZipFile(view, "a") as archive:
