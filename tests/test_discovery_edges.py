@@ -102,16 +102,6 @@ def test_each_distribution_metadata_is_read_once_per_scan(
     assert reads.count("METADATA") == 1
 
 
-def test_an_entry_point_without_a_distribution_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    loose = metadata.EntryPoint("Loose", "layerhub_loose:Loose", discovery.OBJECT_GROUP)
-    monkeypatch.setattr(metadata, "entry_points", lambda: metadata.EntryPoints([loose]))
-    (record,) = discovery.scan()
-    assert (record.distribution, record.version, record.plugin) == (
-        "unknown", "unknown", "layerhub_loose",
-    )  # fmt: skip
-    assert record.error == "unknown declares objects but no plugin in the 'layerhub' group"
-
-
 @pytest.mark.parametrize(
     ("value", "package"),
     [

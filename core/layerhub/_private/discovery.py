@@ -41,40 +41,135 @@ def _name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
     return canonical_name(fields["Name"] or "unknown"), fields["Version"] or "unknown"
 
 
+# What a well-formed entry point of each group looks like: a plugin is an import package named
+# after the module it loads; an object is a name Keras can register, pointing at a module.
+_PLUGIN_NAME: Final = re.compile(r"[A-Za-z_]\w*")
+_MODULE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+_OBJECT_NAME: Final = re.compile(r"\S+")  # and printable: see _object_name_ok
+_OBJECT_VALUE: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*(?:\s*:\s*\S+)?")
+
+
+def _object_name_ok(name: str) -> bool:
+    return bool(_OBJECT_NAME.fullmatch(name)) and name.isprintable()
+
+
+def _malformed(ep: metadata.EntryPoint) -> str | None:
+    """Why a layerhub entry point is unusable, or None; its text is described, never echoed."""
+    name, value = ep.name, ep.value
+    if not isinstance(name, str) or not isinstance(value, str):
+        return f"an entry point in the {ep.group!r} group is not text"
+    if ep.group == PLUGIN_GROUP:
+        good = _PLUGIN_NAME.fullmatch(name) and _MODULE.fullmatch(value)
+    else:
+        good = (
+            _object_name_ok(name) and bool(_OBJECT_VALUE.fullmatch(value)) and value.isprintable()
+        )
+    if good:
+        return None
+    return (
+        f"a malformed entry point in the {ep.group!r} group (name of {len(name)} characters, "
+        f"value of {len(value)})"
+    )
+
+
+def _entry_points(
+    dist: metadata.Distribution,
+) -> tuple[list[metadata.EntryPoint], str | None]:
+    """The distribution's layerhub entry points, and why they are unusable (or None).
+
+    ``entry_points.txt`` is the distribution's own file, read by ``importlib.metadata``'s
+    parser, which raises its own errors (``TypeError``, ``ValueError``, ``UnicodeDecodeError``)
+    on a malformed one; those stay with that distribution.
+    """
+    try:
+        eps = [ep for ep in dist.entry_points if ep.group in (PLUGIN_GROUP, OBJECT_GROUP)]
+    except Exception as error:  # the parser's errors, whatever they are
+        try:
+            text = dist.read_text("entry_points.txt") or ""
+        except Exception:  # undecodable: whether it is a layerhub plugin cannot be told
+            text = f"[{PLUGIN_GROUP}]"
+        if f"[{PLUGIN_GROUP}" not in text:
+            return [], None  # not a layerhub plugin: its own problem, not ours
+        return [], f"an entry_points.txt that cannot be parsed ({type(error).__name__})"
+    for ep in eps:
+        problem = _malformed(ep)
+        if problem is not None:
+            return eps, problem
+    return eps, None
+
+
+def _distributions() -> list[metadata.Distribution]:
+    """Installed distributions, the first on the path of each name, as ``entry_points()``."""
+    seen: set[str] = set()
+    found = []
+    for dist in metadata.distributions():
+        try:
+            key = str(dist._normalized_name)  # type: ignore[attr-defined]
+        except Exception:  # an unusual Distribution: keep it, it cannot be deduplicated
+            key = f"id:{id(dist)}"
+        if key not in seen:
+            seen.add(key)
+            found.append(dist)
+    return found
+
+
 def scan() -> list[LayerRecord]:
-    """Every object declared by installed plugins, with conflicts marked."""
-    eps = metadata.entry_points()
+    """Every object declared by installed plugins, with conflicts marked.
+
+    A distribution whose layerhub entry points are malformed (or whose ``entry_points.txt``
+    cannot be parsed) is recorded broken; the others are read as usual.
+    """
     identities: dict[int, tuple[str, str]] = {}
 
     def identity(dist: metadata.Distribution | None) -> tuple[str, str]:
         if dist is None:
             return "unknown", "unknown"
         if id(dist) not in identities:
-            identities[id(dist)] = _name_and_version(dist)
+            try:
+                identities[id(dist)] = _name_and_version(dist)
+            except Exception:  # unreadable METADATA: named after its directory
+                identities[id(dist)] = (canonical_name(_stem(dist)), "unknown")
         return identities[id(dist)]
 
     plugins_of: dict[str, list[metadata.EntryPoint]] = defaultdict(list)
-    for ep in eps.select(group=PLUGIN_GROUP):
-        plugins_of[identity(ep.dist)[0]].append(ep)
+    objects: list[metadata.EntryPoint] = []
+    broken: dict[str, str] = {}
+    for dist in _distributions():
+        eps, problem = _entry_points(dist)
+        if not eps and problem is None:
+            continue
+        distribution = identity(dist)[0]
+        if problem is not None:
+            broken[distribution] = f"{distribution} has {problem}"
+            if not any(ep.group == OBJECT_GROUP for ep in eps):
+                objects.append(_placeholder(dist, distribution))
+        for ep in eps:
+            if ep.group == PLUGIN_GROUP:
+                plugins_of[distribution].append(ep)
+            else:
+                objects.append(ep)
 
     records: list[LayerRecord] = []
-    for ep in eps.select(group=OBJECT_GROUP):
+    for ep in objects:
         distribution, version = identity(ep.dist)
         owners = plugins_of.get(distribution, [])
-        error = None
-        if len(owners) == 1:
+        error = broken.get(distribution)
+        if error is None and len(owners) == 1:
             plugin, module = owners[0].name, owners[0].value
+        elif error is not None and len(owners) == 1 and _PLUGIN_NAME.fullmatch(owners[0].name):
+            plugin = module = owners[0].name
         else:
-            plugin = module = ep.value.partition(":")[0].partition(".")[0]
-            error = (
+            plugin = module = _package(ep.value) or distribution.replace("-", "_")
+            error = error or (
                 f"{distribution} declares objects but no plugin in the {PLUGIN_GROUP!r} group"
                 if not owners
                 else f"{distribution} declares {len(owners)} plugins, not one"
             )
+        name = ep.name if error is None or _object_name_ok(ep.name) else "?"
         records.append(
             LayerRecord(
-                name=ep.name,
-                registered_name=f"{plugin}>{ep.name}",
+                name=name,
+                registered_name=f"{plugin}>{name}",
                 plugin=plugin,
                 module=module,
                 distribution=distribution,
@@ -84,6 +179,24 @@ def scan() -> list[LayerRecord]:
             )
         )
     return mark_conflicts(records)
+
+
+def _package(value: str) -> str | None:
+    """The top-level package an entry point's value names, if it is an identifier."""
+    top = value.partition(":")[0].partition(".")[0].strip()
+    return top if _PLUGIN_NAME.fullmatch(top) else None
+
+
+def _stem(dist: metadata.Distribution) -> str:
+    path = getattr(dist, "_path", None)
+    stem = getattr(path, "stem", "") or "unknown"
+    return str(stem).partition("-")[0]
+
+
+def _placeholder(dist: metadata.Distribution, distribution: str) -> metadata.EntryPoint:
+    """One object entry standing for a distribution whose entry points could not be read."""
+    package = distribution.replace("-", "_")
+    return metadata.EntryPoint("?", package, OBJECT_GROUP)._for(dist)  # type: ignore[attr-defined]
 
 
 def mark_conflicts(records: list[LayerRecord]) -> list[LayerRecord]:

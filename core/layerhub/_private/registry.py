@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -67,11 +67,33 @@ class _ImportFailed(Exception):
     """A plugin's import failed; the message is the one-line cause."""
 
 
+_KERAS_LOCK: Final = threading.Lock()
+_keras_ready: builtins.list[ModuleType] = []
+
+
+def import_keras() -> ModuleType:
+    """Keras, imported once under a lock, so no thread ever sees it half imported.
+
+    Two threads making their first load at once would otherwise both enter Keras' import, and
+    the second can be handed the partially initialised module ("partially initialized module
+    'keras' has no attribute ...").
+    """
+    # Checked against sys.modules each time: whoever replaced or removed Keras there (tests
+    # simulating a missing Keras) gets what an import would give now.
+    if _keras_ready and sys.modules.get("keras") is _keras_ready[0]:
+        return _keras_ready[0]
+    with _KERAS_LOCK:
+        import keras
+
+        _keras_ready[:] = [keras]
+    return keras
+
+
 def _import_keras() -> None:
     # Before the plugin's own import and outside its time limit: Keras' first import takes
     # seconds, and when it fails (no backend) the cause is the environment, not the plugin.
     try:
-        import keras  # noqa: F401
+        import_keras()
     except Exception as error:
         from layerhub._private.backend import missing_backend
 
@@ -79,7 +101,36 @@ def _import_keras() -> None:
         raise _ImportFailed(cause) from None
 
 
-def _import_bounded(name: str, timeout: float) -> ModuleType:
+# The plugins each thread is importing (a plugin's import runs in a thread of its own, which
+# inherits its parent's): a plugin asking for itself, or for a plugin waiting on it, is a cycle.
+_IMPORTING: Final = threading.local()
+
+
+def _importing() -> frozenset[tuple[int, str]]:
+    chain: frozenset[tuple[int, str]] = getattr(_IMPORTING, "chain", frozenset())
+    return chain
+
+
+@contextlib.contextmanager
+def _inside(chain: frozenset[tuple[int, str]]) -> Iterator[None]:
+    saved = _importing()
+    _IMPORTING.chain = chain
+    try:
+        yield
+    finally:
+        _IMPORTING.chain = saved
+
+
+def _registrations() -> tuple[dict[str, Any], dict[Any, str]]:
+    """Keras' global registry: registered name -> object, and object -> registered name."""
+    from keras.src.saving import object_registration
+
+    return object_registration.GLOBAL_CUSTOM_OBJECTS, object_registration.GLOBAL_CUSTOM_NAMES
+
+
+def _import_bounded(
+    name: str, timeout: float, chain: frozenset[tuple[int, str]] = frozenset()
+) -> ModuleType:
     """Import ``name`` in a daemon thread and wait at most ``timeout`` seconds for it.
 
     Anything the import raises, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes an
@@ -92,7 +143,8 @@ def _import_bounded(name: str, timeout: float) -> ModuleType:
 
     def run() -> None:
         try:
-            outcome["module"] = importlib.import_module(name)
+            with _inside(chain):
+                outcome["module"] = importlib.import_module(name)
         except BaseException as error:  # the plugin's import may raise anything at all
             outcome["error"] = error
 
@@ -111,6 +163,22 @@ def _import_bounded(name: str, timeout: float) -> ModuleType:
         )
     module: ModuleType = outcome["module"]
     return module
+
+
+def _withdraw(foreign: dict[str, Any], before: dict[str, Any]) -> None:
+    """Take these registrations out of Keras' registry; put back what they replaced."""
+    if not foreign:
+        return
+    objects, names = _registrations()
+    for name, obj in foreign.items():
+        if objects.get(name) is obj:
+            if name in before:
+                objects[name] = before[name]
+            else:
+                del objects[name]
+        with contextlib.suppress(TypeError):  # unhashable: it cannot be in the table
+            if names.get(obj) == name:
+                del names[obj]
 
 
 def _describe(value: Any) -> str:
@@ -153,6 +221,8 @@ class Registry:
         self._by_hand: dict[str, builtins.list[LayerRecord]] = {}
         # Modules a failed import left in sys.modules; dropped by refresh() so it is retried.
         self._stale: dict[str, set[str]] = {}
+        # plugin -> set once its import (in progress in some thread) has ended, either way.
+        self._pending: dict[str, threading.Event] = {}
 
     # -- metadata -------------------------------------------------------------------------------
 
@@ -290,45 +360,79 @@ class Registry:
         seconds (default 60). Whatever the import raises, ``SystemExit`` and a
         ``KeyboardInterrupt`` raised by the plugin's code included, marks the plugin broken. (A
         plugin therefore cannot install signal handlers while it is imported: only the main
-        thread may.)
+        thread may.) The registry's lock is never held while plugin code runs, so a plugin may
+        use the registry while it is imported; each plugin is imported once, other threads
+        asking for it meanwhile wait for that import.
 
         Raises:
             PluginNotFoundError: no installed distribution declares that plugin.
             PluginConflictError: more than one distribution declares it.
-            BrokenPluginError: it failed to import or register, or did not import in time.
+            BrokenPluginError: it failed to import or register, or did not import in time, or
+                it was asked for by its own import (directly or through another plugin).
         """
-        with self._lock:
-            if plugin in self._modules:
-                return self._modules[plugin]
-            records = [r for r in self._base_records() if r.plugin == plugin]
-            if not records:
-                raise PluginNotFoundError(f"no installed layerhub plugin is named {plugin!r}")
-            first = self._current(records[0])
-            source = origin(first)
-            if first.status == "conflict":
-                raise PluginConflictError(f"cannot load plugin {plugin!r}: {first.error}")
-            if first.status == "broken":
-                raise BrokenPluginError(f"plugin {plugin!r} from {source} is broken: {first.error}")
-            before = set(sys.modules.copy())
-            try:
-                _import_keras()
-                module = _import_bounded(first.module, import_timeout())
+        while True:
+            with self._lock:
+                if plugin in self._modules:
+                    return self._modules[plugin]
+                records = [r for r in self._base_records() if r.plugin == plugin]
+                if not records:
+                    raise PluginNotFoundError(f"no installed layerhub plugin is named {plugin!r}")
+                first = self._current(records[0])
+                source = origin(first)
+                if first.status == "conflict":
+                    raise PluginConflictError(f"cannot load plugin {plugin!r}: {first.error}")
+                if first.status == "broken":
+                    raise BrokenPluginError(
+                        f"plugin {plugin!r} from {source} is broken: {first.error}"
+                    )
+                pending = self._pending.get(plugin)
+                if pending is None:
+                    done = self._pending[plugin] = threading.Event()
+                    break
+            if (id(self), plugin) in _importing():
+                raise BrokenPluginError(
+                    f"plugin {plugin!r} from {source} was asked for while it is being imported "
+                    "(by its own import, or by a plugin it imports)"
+                )
+            pending.wait()
+        try:
+            return self._import(plugin, first, records)
+        finally:
+            with self._lock:
+                self._pending.pop(plugin, None)
+            done.set()
+
+    def _import(
+        self, plugin: str, first: LayerRecord, records: builtins.list[LayerRecord]
+    ) -> ModuleType:
+        """Import, register and check one plugin; only the bookkeeping holds the lock."""
+        before = set(sys.modules.copy())
+        chain = _importing() | {(id(self), plugin)}
+        try:
+            _import_keras()
+            registered = dict(_registrations()[0])
+            module = _import_bounded(first.module, import_timeout(), chain)
+            with self._lock:
                 self.plugin_manager.register(module, name=plugin)
-            except Exception as error:  # pluggy's register may raise anything too
-                cause = str(error) if isinstance(error, _ImportFailed) else one_line(error)
-                packages = (plugin, first.module)
+        except Exception as error:  # pluggy's register may raise anything too
+            cause = str(error) if isinstance(error, _ImportFailed) else one_line(error)
+            packages = (plugin, first.module)
+            with self._lock:
                 self._stale[plugin] = {
                     name
                     for name in set(sys.modules.copy()) - before
                     if any(name == p or name.startswith(p + ".") for p in packages)
                 }
                 self._fail(plugin, "broken", cause)
-                raise BrokenPluginError(
-                    f"plugin {plugin!r} from {source} failed to load: {cause}"
-                ) from error
+            raise BrokenPluginError(
+                f"plugin {plugin!r} from {origin(first)} failed to load: {cause}"
+            ) from error
+        # The hooks are plugin code too: they run outside the lock, inside the import chain.
+        with _inside(chain):
+            self._check(plugin, records, registered_before=registered, module=first.module)
+        with self._lock:
             self._modules[plugin] = module
-            self._check(plugin, records)
-            return module
+        return module
 
     def _hook_results(self, plugin: str, hook_name: str) -> tuple[builtins.list[Any], set[str]]:
         """What each of the plugin's implementations of a hook returns, and what they raised."""
@@ -344,17 +448,28 @@ class Registry:
                 raised.add(f"its {hook_name} hook raised {one_line(error)}")
         return results, raised
 
-    def _check(self, plugin: str, records: builtins.list[LayerRecord]) -> None:
+    def _check(
+        self,
+        plugin: str,
+        records: builtins.list[LayerRecord],
+        *,
+        registered_before: dict[str, Any] | None = None,
+        module: str | None = None,
+    ) -> None:
         """Map the plugin's hook objects by registered name; record any disagreement.
 
         Only objects registered with Keras under the plugin's own package are served; a hook
         that raises makes the plugin ``broken``, anything else wrong makes it ``mismatch``.
+        Registrations outside the plugin's package (its hooks' objects, and what its import
+        added to Keras' registry from its own modules) are withdrawn, so that Keras resolves
+        those names as it did before the plugin was imported.
         """
         import keras
 
         declared = {r.registered_name for r in records}
         problems: builtins.list[str] = []
         provided: dict[str, Any] = {}
+        foreign: dict[str, Any] = {}
         results, raised = self._hook_results(plugin, "layerhub_layers")
         for objects in results:
             if not isinstance(objects, (builtins.list, tuple)):
@@ -371,9 +486,21 @@ class Registry:
                     problems.append(f"{name} is not registered with keras.saving")
                 elif name.partition(">")[0] != plugin:
                     problems.append(f"{name} is registered outside the plugin's package {plugin!r}")
+                    foreign[name] = obj
                 else:
                     provided[name] = obj
-        self._objects.update(provided)
+        if registered_before is not None:
+            packages = {plugin, (module or plugin).partition(".")[0]}
+            for name, obj in dict(_registrations()[0]).items():
+                owner = str(getattr(obj, "__module__", "") or "").partition(".")[0]
+                if registered_before.get(name) is obj or owner not in packages:
+                    continue
+                if name.partition(">")[0] != plugin and name not in foreign:
+                    problems.append(f"{name} is registered outside the plugin's package {plugin!r}")
+                    foreign[name] = obj
+        _withdraw(foreign, registered_before or {})
+        with self._lock:
+            self._objects.update(provided)
         if missing := sorted(declared - set(provided)):
             problems.append(
                 f"metadata declares {', '.join(missing)} but the hooks do not provide it"
@@ -416,6 +543,35 @@ class Registry:
             )
         self._legacy[plugin] = checked
         return problems, raised
+
+    def upgrade_config(
+        self, registered_name: str, config: dict[str, Any], saved_version: str
+    ) -> dict[str, Any] | None:
+        """Ask the plugin declaring ``registered_name``, and no other, to upgrade its config.
+
+        A hook answering for names that are not its own distribution's is never asked about
+        them, so it cannot rewrite other plugins' objects. ``None``: no change.
+
+        Raises:
+            BrokenPluginError: the plugin fails to load, or its hook raises.
+        """
+        owners = {r.plugin for r in self._base_records() if r.registered_name == registered_name}
+        if len(owners) != 1:
+            return None
+        (plugin,) = owners
+        self.load_plugin(plugin)
+        pm = self.plugin_manager
+        others = [p for name, p in pm.list_name_plugin() if name != plugin]
+        caller = pm.subset_hook_caller("layerhub_upgrade_config", remove_plugins=others)
+        try:
+            new: dict[str, Any] | None = caller(
+                registered_name=registered_name, config=config, saved_version=saved_version
+            )
+        except _HOOK_ERRORS as error:
+            raise BrokenPluginError(
+                f"plugin {plugin!r}: its layerhub_upgrade_config hook raised {one_line(error)}"
+            ) from error
+        return new
 
     def legacy_names(self, plugin: str) -> dict[str, Any]:
         """The checked Keras 2 names of a loaded plugin, mapped to its objects."""
