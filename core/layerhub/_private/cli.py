@@ -2,6 +2,10 @@
 
 Exit status: 0 success; 1 something is missing or broken (``inspect``, ``doctor``) or an
 unexpected error; 2 bad usage or bad input (a missing file, a corrupt archive, an unknown name).
+
+Every subcommand takes ``--json``: its output, and any error, is then one JSON document on
+stdout; an error is ``{"error": {"type": "ModelFileError", "message": "..."}}`` with the exit
+status above, and its message is escaped exactly as on stderr.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from layerhub._private.backend import missing_backend
 from layerhub._private.errors import LayerHubError, MissingPluginError
 from layerhub._private.records import LayerRecord, one_line
 from layerhub._private.registry import PluginWarning, origin, registry
-from layerhub._private.untrusted import shown, shown_path
+from layerhub._private.untrusted import MAX_PATH, shown, shown_path
 
 PROG = "layerhub"
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 _WIDTH = 100
+# The longest error message printed (README, "Security model").
+MAX_MESSAGE = 1000
 _HEALTHY = ("installed", "loaded")
 
 Handler = Callable[[argparse.Namespace], int]
@@ -49,8 +55,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """Rows of cells as left-aligned columns separated by two spaces."""
-    lines = [list(header), *(list(r) for r in rows)]
+    """Rows of cells as left-aligned columns separated by two spaces; every cell escaped."""
+    lines = [list(header), *([shown(c, MAX_PATH) for c in r] for r in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return [
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
@@ -103,11 +109,12 @@ def _problem_lines(records: Iterable[LayerRecord]) -> list[str]:
     causes: dict[tuple[str, str], str] = {}
     for r in records:
         if r.status not in _HEALTHY:
-            causes.setdefault((r.plugin, origin(r)), f"{r.status}: {r.error}")
+            causes.setdefault((r.plugin, origin(r)), shown(f"{r.status}: {r.error}", MAX_PATH))
     if not causes:
         return []
     return ["", "problems:"] + [
-        f"  {plugin} ({source}): {cause}" for (plugin, source), cause in sorted(causes.items())
+        f"  {shown(plugin)} ({shown(source, MAX_PATH)}): {cause}"
+        for (plugin, source), cause in sorted(causes.items())
     ]
 
 
@@ -117,8 +124,7 @@ def _problem_lines(records: Iterable[LayerRecord]) -> list[str]:
 def cmd_info(args: argparse.Namespace) -> int:
     if (no_backend := missing_backend()) is not None:
         # Every plugin would fail to import the same way; say why once.
-        print(f"{PROG}: {no_backend}", file=sys.stderr)
-        return EXIT_PROBLEM
+        return _fail_json(args, "MissingBackend", no_backend, EXIT_PROBLEM)
     obj = registry.get(args.name)
     record = next(r for r in registry.list() if args.name in (r.name, r.registered_name))
     legacy = sorted(n for n, o in registry.legacy_names(record.plugin).items() if o is obj)
@@ -134,6 +140,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("legacy names", ", ".join(legacy) if legacy else "none (not loadable from Keras 2 .h5)"),
         ("install", record.pip_command or "-"),
     ]
+    if args.json:
+        data = {key.replace(" ", "_"): value for key, value in fields}
+        data["legacy_names"] = legacy
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
     key_width = max(len(key) for key, _ in fields) + 2
     for key, value in fields:
         first, *rest = value.splitlines() or [""]
@@ -194,6 +205,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from layerhub._private import checks, resolve
     from layerhub._private.loading import open_model
 
+    if args.json and args.requirements:
+        raise UsageError("argument --requirements: not allowed with argument --json")
     opened = open_model(args.model)
     checks.check_config(opened.path, opened.config, safe_mode=False)
     if opened.keras2 and not args.verbose:
@@ -392,6 +405,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from layerhub._private.convert import convert
 
     done = convert(args.source, args.target, compile=args.compile, atol=args.atol)
+    if args.json:
+        report = {
+            "source": shown_path(done.source),
+            "target": shown_path(done.target),
+            "format": done.description,
+            "plugin_objects": {shown(k): v for k, v in sorted(done.plugin_layers.items())},
+            "weights": done.weights,
+            "max_difference": done.max_difference,
+            "atol": done.atol,
+            "ok": done.ok,
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK if done.ok else EXIT_PROBLEM
     _emit(done.lines())
     return EXIT_OK if done.ok else EXIT_PROBLEM
 
@@ -403,6 +429,15 @@ def cmd_new(args: argparse.Namespace) -> int:
     layers = [scaffold.plugin_names(args.name, layer) for layer in args.layer]
     names = layers[0]
     root, files = scaffold.write_plugin(names, args.dir, more=layers[1:])
+    if args.json:
+        created = {
+            "root": str(root),
+            "distribution": names.distribution,
+            "layers": [n.class_name for n in layers],
+            "files": [str(path) for path in files],
+        }
+        print(json.dumps(created, indent=2))
+        return EXIT_OK
     classes = ", ".join(n.class_name for n in layers)
     plural = "s" if len(layers) > 1 else ""
     print(f"created {root} (distribution {names.distribution}, layer{plural} {classes})")
@@ -420,6 +455,15 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def cmd_add_layer(args: argparse.Namespace) -> int:
     names, files = scaffold.add_layer(args.dir, args.layer)
+    if args.json:
+        added = {
+            "distribution": names.distribution,
+            "layer": names.class_name,
+            "files": [str(path) for path in files],
+            "reinstall_needed": True,
+        }
+        print(json.dumps(added, indent=2))
+        return EXIT_OK
     root = os.path.relpath(args.dir)
     print(f"added layer {names.class_name} to {names.distribution} ({root})")
     _emit(f"  {os.path.relpath(path)}" for path in files)
@@ -449,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show the Keras backend's start-up logs",
     )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the output, and any error, as JSON on stdout",
+    )
     parser = _Parser(
         prog=PROG,
         description="List, explain and check installed layerhub plugins, and start new ones.",
@@ -457,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show the Keras backend's start-up logs"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the output, and any error, as JSON on stdout"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -467,23 +520,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("list", cmd_list, "installed layers, from metadata only (imports no plugin)")
     p.add_argument("pattern", nargs="?", metavar="PATTERN", help="fnmatch wildcard, like '*norm*'")
-    p.add_argument("--json", action="store_true", help="print the serialised registry as JSON")
 
     p = command("info", cmd_info, "one layer: summary, signature, registration and versions")
     p.add_argument("name", metavar="NAME", help="class name or registered name")
 
     p = command("inspect", cmd_inspect, "what a model file needs (builds nothing, imports nothing)")
     p.add_argument("model", metavar="MODEL", help=".keras or .h5 file, or SavedModel directory")
-    output = p.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true", help="print the report as JSON")
-    output.add_argument(
+    p.add_argument(
         "--requirements",
         action="store_true",
         help="print the plugin requirements (name==version), for pip install -r",
     )
 
-    p = command("doctor", cmd_doctor, "import every plugin and report broken or inconsistent ones")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    command("doctor", cmd_doctor, "import every plugin and report broken or inconsistent ones")
 
     p = command("convert", cmd_convert, "convert a Keras 2 model to .keras and check the result")
     p.add_argument("source", metavar="OLD", help=".h5 file or Keras 2 SavedModel directory")
@@ -540,7 +589,9 @@ def _import_keras_quietly() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``layerhub`` command; return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _tolerant_output()
     debug = "--debug" in argv
+    as_json = "--json" in argv
     verbose = "-v" in argv or "--verbose" in argv
     if not verbose:
         # Before anything imports keras: TensorFlow reads it once, at import.
@@ -556,14 +607,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 warnings.simplefilter("ignore", PluginWarning)
             return handler(args)
     except (UsageError, LayerHubError, OSError) as error:
-        return _fail(error, debug, EXIT_USAGE)
+        return _fail(error, debug, EXIT_USAGE, as_json=as_json)
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        return _fail(error, debug, EXIT_PROBLEM, hint=" (run with --debug for the traceback)")
+        hint = " (run with --debug for the traceback)"
+        return _fail(error, debug, EXIT_PROBLEM, hint=hint, as_json=as_json)
 
 
-def _fail(error: BaseException, debug: bool, status: int, hint: str = "") -> int:
+def _tolerant_output() -> None:
+    """Never fail on printing: a character stdout's encoding lacks is written as an escape."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):  # a replaced stream (pytest's capture ...)
+                reconfigure(errors="backslashreplace")
+
+
+def _fail_json(args: argparse.Namespace, kind: str, message: str, status: int) -> int:
+    """Report a problem that is not an exception: JSON on stdout or a line on stderr."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"type": kind, "message": shown(message, MAX_MESSAGE)}}))
+    else:
+        print(f"{PROG}: {shown(message, MAX_MESSAGE)}", file=sys.stderr)
+    return status
+
+
+def _fail(
+    error: BaseException, debug: bool, status: int, hint: str = "", *, as_json: bool = False
+) -> int:
     if isinstance(error, BrokenPipeError):
         # The reader went away (`layerhub list | head`): stop quietly, and keep the interpreter's
         # final flush of stdout from failing again (the recipe of Python's signal docs).
@@ -573,5 +645,10 @@ def _fail(error: BaseException, debug: bool, status: int, hint: str = "") -> int
         traceback.print_exc()
     message = str(error) if isinstance(error, (UsageError, LayerHubError)) else one_line(error)
     first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    # Already escaped when layerhub raised it; an OSError or a bug may carry a raw path.
+    first_line = shown(first_line, MAX_MESSAGE)
+    if as_json:
+        kind = "UsageError" if isinstance(error, UsageError) else type(error).__name__
+        print(json.dumps({"error": {"type": kind, "message": first_line}}))
     print(f"{PROG}: error: {first_line}{'' if debug else hint}", file=sys.stderr)
     return status
