@@ -157,8 +157,9 @@ def _upgraded(config: dict[str, Any], saved: Manifest | None, registry: Registry
     changed = False
     for node in _nodes_named(upgraded, stale):
         name = node["registered_name"]
-        new = registry.hook.layerhub_upgrade_config(
-            registered_name=name, config=node.get("config", {}), saved_version=stale[name]
+        # Only the plugin declaring the name is asked: another's hook may answer for anything.
+        new = registry.upgrade_config(
+            name, config=node.get("config", {}), saved_version=stale[name]
         )
         if new is not None:
             node["config"] = new
