@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+
+from layerhub._private.isolated import python_command, safe_directory
 
 # The child loads the model through layerhub alone: no custom_objects, nothing imported before.
 _LOAD_AND_PREDICT: Final = """
@@ -52,16 +53,20 @@ def run_in_fresh_interpreter(
     timeout: float = 600,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` with ``python -c`` in a new interpreter, like a user's next session.
+    """Run ``code`` in a new, isolated interpreter, like a user's next session.
 
     The child inherits the environment, with ``TF_CPP_MIN_LOG_LEVEL=2`` unless it is set, so
-    TensorFlow's start-up chatter stays out of the captured output.
+    TensorFlow's start-up chatter stays out of the captured output. It runs ``python -I`` in
+    an empty temporary directory unless ``cwd`` is given, so a ``json.py`` or ``keras.py`` in
+    the current directory is never imported; the absolute entries of ``PYTHONPATH`` (which
+    ``-I`` ignores) are put on its ``sys.path`` all the same.
 
     Args:
         code: Python source; common indentation is removed, so a triple-quoted block works.
         *args: the child's ``sys.argv[1:]``.
         env: variables to set on top of the inherited environment.
-        cwd: the child's working directory.
+        cwd: the child's working directory (an empty temporary one by default); never on its
+            ``sys.path``.
         timeout: seconds before the child is killed.
         check: raise ``AssertionError`` (with the child's output) when it exits non-zero.
 
@@ -69,15 +74,16 @@ def run_in_fresh_interpreter(
         The finished process, with ``stdout`` and ``stderr`` as text.
     """
     child_env = {"TF_CPP_MIN_LOG_LEVEL": "2", **os.environ, **(env or {})}
-    process = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=child_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    with safe_directory(cwd) as directory:
+        process = subprocess.run(
+            python_command(textwrap.dedent(code), args, child_env),
+            env=child_env,
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     if check and process.returncode != 0:
         raise AssertionError(
             f"the fresh interpreter exited with status {process.returncode}\n"
