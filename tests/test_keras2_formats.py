@@ -112,21 +112,6 @@ def write_savedmodel(directory: Path, metadata: bytes | dict[str, Any]) -> Path:
     return directory
 
 
-def write_checkpoint(directory: Path, layers: list[list[Any]]) -> None:
-    """``variables/variables`` as Keras 2 wrote it: the root's ``layer_with_weights-<i>``
-    children, each with a ``variables`` list. A list item that is no array stays a trackable
-    without a saved value."""
-    tf = pytest.importorskip("tensorflow")
-    children = {}
-    for i, values in enumerate(layers):
-        layer = tf.train.Checkpoint()
-        layer.variables = [
-            tf.Variable(v) if isinstance(v, np.ndarray) else tf.train.Checkpoint() for v in values
-        ]
-        children[f"layer_with_weights-{i}"] = layer
-    tf.train.Checkpoint(**children).write(str(directory / "variables" / "variables"))
-
-
 def refusal(path: Path) -> str:
     with pytest.raises(layerhub.ModelFileError) as caught:
         layerhub.load_model(path)
@@ -277,38 +262,6 @@ def test_metadata_dict_holding_an_items_list_stays_a_dict(
 
 
 # -- Keras 2 SavedModel: variables ---------------------------------------------------------------
-
-
-def test_savedmodel_weights_go_to_their_layers_in_numeric_order(tmp_path: Path) -> None:
-    # Eleven layers: "layer_with_weights-10" sorts before "layer_with_weights-2" as text.
-    kernels = [np.full((2, 2), i, "float32") for i in range(11)]
-    biases = [np.full((2,), -i, "float32") for i in range(11)]
-    directory = write_savedmodel(tmp_path / "deep", root_metadata(dense_config(11)))
-    write_checkpoint(directory, [[k, b] for k, b in zip(kernels, biases, strict=True)])
-    model = layerhub.load_model(directory, compile=False)
-    assert [layer.name for layer in model.layers] == [f"dense_{i}" for i in range(11)]
-    for layer, kernel, bias in zip(model.layers, kernels, biases, strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.kernel), kernel)
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.bias), bias)
-
-
-def test_savedmodel_is_handed_to_keras_with_its_keras_version(tmp_path: Path) -> None:
-    from layerhub._private.loading import open_model
-
-    root = root_metadata(dense_config(1), keras_version="2.13.1")
-    directory = write_savedmodel(tmp_path / "versioned", root)
-    write_checkpoint(directory, [[np.ones((2, 2), "float32"), np.zeros(2, "float32")]])
-    with open_model(directory).source(None, None) as h5:
-        assert h5.attrs["keras_version"] == "2.13.1"
-
-
-def test_savedmodel_variable_without_a_saved_value_is_reported(tmp_path: Path) -> None:
-    directory = write_savedmodel(long_dir(tmp_path), root_metadata(dense_config(1)))
-    write_checkpoint(directory, [[np.ones((2, 2), "float32"), None]])
-    assert refusal(directory) == (
-        f"{shown_path(directory)}: its variables cannot be read: "
-        "KeyError: 'a listed variable has no saved value'"
-    )
 
 
 def test_reading_savedmodel_variables_without_tensorflow_says_what_to_install(

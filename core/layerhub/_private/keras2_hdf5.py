@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 from layerhub._private import checks
 from layerhub._private.errors import ModelFileError
+from layerhub._private.keras2_weights import (
+    MAX_NESTING,
+    Keras2Source,
+    StoredWeight,
+    weight_name_keys,
+)
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
 from layerhub._private.untrusted import shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 HDF5 file"
+KERAS3_DESCRIPTION: Final = "Keras 3 HDF5 file"
 _SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
 
 
@@ -27,6 +31,7 @@ def open_hdf5(file: Path) -> OpenedModel:
         if stream.read(len(_SIGNATURE)) != _SIGNATURE:
             raise ModelFileError(f"{name} is not an HDF5 file (corrupt, truncated or renamed)")
     attributes = _json_attributes(file, name, ("model_config", "training_config"))
+    keras3 = _written_by_keras3(file, name)
     config = attributes["model_config"]
     if config is None:
         raise ModelFileError(f"{name} holds no model config (a weights-only file?)")
@@ -35,13 +40,24 @@ def open_hdf5(file: Path) -> OpenedModel:
     training = attributes["training_config"]
     return OpenedModel(
         path=file,
-        description=DESCRIPTION,
+        description=KERAS3_DESCRIPTION if keras3 else DESCRIPTION,
         config=config,
         # Every reader takes a non-dict as no training config: this only tidies the record.
         training_config=training if isinstance(training, dict) else None,  # pragma: no mutate
         manifest=None,
-        keras2=True,
-        source=lambda new_config, new_training: _with_configs(file, new_config, new_training),
+        # Keras 3 writes this legacy format too, and reads its own files back whole
+        # (optimizer state included): those go to Keras as they are.
+        keras2=not keras3,
+        source=lambda new_config, new_training: contextlib.nullcontext(
+            file
+            if keras3
+            else Keras2Source(
+                file=name,
+                config=new_config or config,
+                training=new_training or training,
+                weights=lambda: stored_weights(file, config),
+            )
+        ),
     )
 
 
@@ -71,21 +87,102 @@ def _decode(value: Any, name: str, key: str) -> Any:
     return checks.decode_json(value, name, what)
 
 
-@contextlib.contextmanager
-def _with_configs(
-    file: Path, config: dict[str, Any] | None, training: dict[str, Any] | None
-) -> Iterator[Path]:
-    """The file itself, or a temporary copy holding the replaced configs."""
-    if config is None and training is None:
-        yield file
-        return
+def _written_by_keras3(file: Path, name: str) -> bool:
     import h5py
 
-    with tempfile.TemporaryDirectory(prefix="layerhub-") as scratch:
-        copy_path = Path(scratch) / "model.h5"
-        shutil.copyfile(file, copy_path)
-        with h5py.File(copy_path, "r+") as h5:
-            for key, value in (("model_config", config), ("training_config", training)):
-                if value is not None:
-                    h5.attrs[key] = json.dumps(value)
-        yield copy_path
+    try:
+        with h5py.File(file, "r") as h5:
+            version = h5.attrs.get("keras_version")
+    except Exception as error:  # h5py raises OSError, KeyError, TypeError ... on damage
+        raise ModelFileError(f"{name} is corrupt: {shown(one_line(error))}") from error
+    if isinstance(version, bytes):
+        version = version.decode("utf-8", "replace")
+    return isinstance(version, str) and version.split(".")[0].isdigit() and int(
+        version.split(".")[0]
+    ) >= 3
+
+
+def stored_weights(file: Path, config: dict[str, Any]) -> list[StoredWeight]:
+    """Every weight of the file with the layer path and name that identify it."""
+    import h5py
+
+    name = shown_path(file)
+    try:
+        with h5py.File(file, "r") as h5:
+            group = h5["model_weights"] if "model_weights" in h5 else h5
+            tree = _ModelTree(config, name)
+            found = []
+            for layer in _names(group.attrs.get("layer_names", [])):
+                members = group[layer]
+                for weight in _names(members.attrs.get("weight_names", [])):
+                    path, keys = tree.identify(layer, weight)
+                    found.append(StoredWeight(path, (keys,), members[weight][()]))
+            return found
+    except ModelFileError:
+        raise
+    except Exception as error:  # h5py raises OSError, KeyError, TypeError ... on damage
+        raise ModelFileError(
+            f"{name}: its weights cannot be read: {shown(one_line(error))}"
+        ) from error
+
+
+def _names(values: Any) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+class _ModelTree:
+    """The layer names of a Keras 2 model config, models nested in models included."""
+
+    def __init__(self, config: dict[str, Any], file: str) -> None:
+        self.file = file
+        self.children: dict[tuple[str, ...], dict[str, bool]] = {}
+        stack: list[tuple[tuple[str, ...], Any]] = [((), config)]
+        while stack:
+            path, model = stack.pop()
+            if len(path) > MAX_NESTING:
+                raise ModelFileError(f"{file}: its models nest deeper than layerhub walks")
+            members = self.children.setdefault(path, {})
+            for layer in _layer_configs(model):
+                layer_name = _layer_name(layer)
+                if layer_name is None:
+                    continue
+                nested = _MODEL_CLASSES.__contains__(layer.get("class_name"))
+                members[layer_name] = nested
+                if nested:
+                    stack.append(((*path, layer_name), layer))
+
+    def identify(self, top: str, weight: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(layer path, name inside the layer) of a weight filed under the top-level ``top``."""
+        if not self.children.get((), {}).get(top):
+            return (top,), weight_name_keys(weight, top)
+        path: tuple[str, ...] = (top,)
+        parts = [p for p in weight.rpartition(":")[0].split("/") if p] if ":" in weight else []
+        parts = parts or [p for p in weight.split("/") if p]
+        while parts:
+            members = self.children.get(path, {})
+            index = next((i for i, p in enumerate(parts) if p in members), None)
+            if index is None:
+                break
+            found = parts[index]
+            path, parts = (*path, found), parts[index + 1 :]
+            if not members[found]:
+                return path, tuple(parts) or (found,)
+        raise ModelFileError(
+            f"{self.file}: the weight {shown(weight)} of model {shown(top)} names none of its "
+            "layers; the weights cannot be placed by identity"
+        )
+
+
+_MODEL_CLASSES: Final = frozenset({"Functional", "Sequential", "Model"})
+
+
+def _layer_configs(model: Any) -> list[dict[str, Any]]:
+    inner = model.get("config") if isinstance(model, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    return [layer for layer in layers if isinstance(layer, dict)] if isinstance(layers, list) else []
+
+
+def _layer_name(layer: dict[str, Any]) -> str | None:
+    inner = layer.get("config")
+    name = layer.get("name", inner.get("name") if isinstance(inner, dict) else None)
+    return name if isinstance(name, str) else None

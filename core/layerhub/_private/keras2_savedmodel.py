@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks
+from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
+from layerhub._private.keras2_weights import MAX_NESTING, Keras2Source, StoredWeight
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
 from layerhub._private.untrusted import shown, shown_path
@@ -37,7 +39,8 @@ def open_savedmodel(directory: Path) -> OpenedModel:
             "with model.save); Keras 3 can only serve it as keras.layers.TFSMLayer"
         )
     checks.check_size(directory, METADATA, metadata.stat().st_size)
-    root = _root_metadata(metadata.read_bytes(), name)
+    data = metadata.read_bytes()
+    root = _root_metadata(data, name)
     config = root.get("model_config")
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ModelFileError(
@@ -60,8 +63,13 @@ def open_savedmodel(directory: Path) -> OpenedModel:
         training_config=training if isinstance(training, dict) else None,  # pragma: no mutate
         manifest=None,
         keras2=True,
-        source=lambda new_config, new_training: _as_hdf5(
-            directory, new_config or config, new_training or training, root.get("keras_version")
+        source=lambda new_config, new_training: contextlib.nullcontext(
+            Keras2Source(
+                file=name,
+                config=_wrapped_layers_located(new_config or config),
+                training=new_training or training,
+                weights=lambda: stored_weights(directory, data),
+            )
         ),
     )
 
@@ -80,6 +88,34 @@ def _root_metadata(data: bytes, name: str) -> dict[str, Any]:
             f"{name}: its {METADATA} is corrupt: {shown(one_line(error))}"
         ) from None
     raise ModelFileError(f"{name}: its {METADATA} describes no model")
+
+
+_WRAPPED: Final = ("layer", "forward_layer", "backward_layer", "cell")
+
+
+def _wrapped_layers_located(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with the layers that wrappers hold marked as Keras' own where they are.
+
+    A SavedModel's metadata stores a wrapped layer (``TimeDistributed(Dense)``,
+    ``Bidirectional(LSTM)``) without the ``module`` the ``.h5`` format gives it, and Keras 3's
+    wrappers find built-in classes only by module. Registered and custom objects still come
+    first: Keras looks a name up among them before it reads the module. The config is read
+    for this one load, so it is marked in place.
+    """
+    import keras
+
+    for node in config_tree.objects(config):
+        inner = node.get("config")
+        for key in _WRAPPED:
+            wrapped = inner.get(key) if isinstance(inner, dict) else None
+            if (
+                isinstance(wrapped, dict)
+                and "module" not in wrapped
+                and isinstance(wrapped.get("class_name"), str)
+                and isinstance(getattr(keras.layers, wrapped["class_name"], None), type)
+            ):
+                wrapped["module"] = "keras.layers"
+    return config
 
 
 def _untupled(node: dict[str, Any]) -> Any:
@@ -131,8 +167,30 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
             raise ValueError("a varint longer than 64 bits")
 
 
-def layer_weights(directory: Path) -> list[tuple[str, list[Any]]]:
-    """(layer key, ordered weight arrays) of each layer with weights, in Keras 2's order."""
+def layer_names(data: bytes) -> dict[int, str]:
+    """The name of every layer node of ``keras_metadata.pb``, by checkpoint node id.
+
+    The metadata's node ids are the checkpoint object graph's: they say which layer each
+    checkpoint node is, under the name Keras 2 gave it.
+    """
+    names: dict[int, str] = {}
+    for node in _fields(data, 1):
+        fields = dict(_all_fields(node))
+        identifier, metadata = fields.get(4), fields.get(5)
+        if not (isinstance(identifier, bytes) and identifier.startswith(b"_tf_keras")):
+            continue
+        try:
+            name = json.loads(metadata).get("name") if isinstance(metadata, bytes) else None
+        except (ValueError, AttributeError):
+            name = None
+        node_id = fields.get(2, 0)
+        if isinstance(name, str) and isinstance(node_id, int):
+            names[node_id] = name
+    return names
+
+
+def stored_weights(directory: Path, metadata: bytes) -> list[StoredWeight]:
+    """Every weight of the checkpoint with the layer path and attribute that identify it."""
     try:
         import tensorflow as tf
         from tensorflow.core.protobuf import trackable_object_graph_pb2
@@ -145,52 +203,113 @@ def layer_weights(directory: Path) -> list[tuple[str, list[Any]]]:
         reader = tf.train.load_checkpoint(os.fspath(directory / "variables" / "variables"))
         graph = trackable_object_graph_pb2.TrackableObjectGraph()
         graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
-        root = {child.local_name: child.node_id for child in graph.nodes[0].children}
-        keys = sorted(
-            (k for k in root if k.startswith(_LAYER)), key=lambda k: int(k[len(_LAYER) :])
-        )
-        layers = []
-        for key in keys:
-            children = {c.local_name: c.node_id for c in graph.nodes[root[key]].children}
-            listed = graph.nodes[children["variables"]].children
-            ordered = sorted(listed, key=lambda c: int(c.local_name))
-            values = [reader.get_tensor(_checkpoint_key(graph.nodes[c.node_id])) for c in ordered]
-            layers.append((key, values))
-        return layers
-    except (ValueError, KeyError, IndexError, tf.errors.OpError) as error:
+        walk = _CheckpointWalk(graph, layer_names(metadata), shown_path(directory))
+        return [
+            StoredWeight(layer, keys, reader.get_tensor(key))
+            for layer, keys, key in walk.weights()
+        ]
+    except ModelFileError:
+        raise
+    except Exception as error:  # protobuf, TensorFlow and graph damage alike
         raise ModelFileError(
             f"{shown_path(directory)}: its variables cannot be read: {shown(one_line(error))}"
         ) from error
 
 
-def _checkpoint_key(node: Any) -> str:
-    for attribute in node.attributes:
-        if attribute.name == "VARIABLE_VALUE":
-            return str(attribute.checkpoint_key)
-    raise KeyError("a listed variable has no saved value")
+_LAYER_INDEX: Final = re.compile(r"layer-\d+")
+# Children every Keras 2 layer node has that are bookkeeping, not the layer's own weights.
+_BOOKKEEPING: Final = frozenset(
+    {
+        "variables",
+        "trainable_variables",
+        "non_trainable_variables",
+        "regularization_losses",
+        "keras_api",
+        "layers",
+        "metrics",
+        "layer_regularization_losses",
+        "layer_metrics",
+        "states",
+        "optimizer",
+    }
+)
 
 
-@contextlib.contextmanager
-def _as_hdf5(
-    directory: Path, config: dict[str, Any], training: Any, keras_version: Any
-) -> Iterator[Any]:
-    """The model in the Keras 2 HDF5 layout, in memory: what Keras' legacy loader reads."""
-    import h5py
-    import numpy as np
+class _CheckpointWalk:
+    """The checkpoint object graph read as Keras 2 built it: models list their layers as
+    ``layer-<i>`` children; a layer reaches its variables and sublayers by attribute."""
 
-    with h5py.File(f"layerhub-{id(config)}.h5", "w", driver="core", backing_store=False) as h5:
-        h5.attrs["model_config"] = json.dumps(config)
-        if isinstance(training, dict):
-            h5.attrs["training_config"] = json.dumps(training)
-        h5.attrs["keras_version"] = str(keras_version or "2")
-        h5.attrs["backend"] = "tensorflow"
-        weights = h5.create_group("model_weights")
-        layers = layer_weights(directory)
-        weights.attrs["layer_names"] = np.array([k.encode() for k, _ in layers])
-        for key, values in layers:
-            group = weights.create_group(key)
-            names = [f"weight_{i}" for i in range(len(values))]
-            group.attrs["weight_names"] = np.array([n.encode() for n in names])
-            for weight_name, value in zip(names, values, strict=True):
-                group.create_dataset(weight_name, data=value)
-        yield h5
+    def __init__(self, graph: Any, names: dict[int, str], file: str) -> None:
+        self.nodes = graph.nodes
+        self.names = names
+        self.file = file
+
+    def children(self, node: int) -> list[tuple[str, int]]:
+        return [(c.local_name, c.node_id) for c in self.nodes[node].children]
+
+    def value_key(self, node: int) -> str | None:
+        for attribute in self.nodes[node].attributes:
+            if attribute.name == "VARIABLE_VALUE":
+                return str(attribute.checkpoint_key)
+        return None
+
+    def is_container(self, node: int) -> bool:
+        return any(_LAYER_INDEX.fullmatch(name) for name, _ in self.children(node))
+
+    def weights(self) -> list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str]]:
+        """(layer path, weight keys, checkpoint key) of every weight of the model."""
+        found: list[tuple[tuple[str, ...], tuple[tuple[str, ...], ...], str]] = []
+        reached: set[int] = set()
+        stack: list[tuple[int, tuple[str, ...]]] = [(0, ())]
+        while stack:
+            container, path = stack.pop()
+            if len(path) > MAX_NESTING:
+                raise ModelFileError(f"{self.file}: its models nest deeper than layerhub walks")
+            for local, child in self.children(container):
+                if not _LAYER_INDEX.fullmatch(local):
+                    continue
+                name = self.names.get(child)
+                if name is None:
+                    raise ModelFileError(
+                        f"{self.file}: checkpoint node {shown(local)} is a layer its Keras "
+                        "metadata does not name; the weights cannot be placed by identity"
+                    )
+                if self.is_container(child):
+                    stack.append((child, (*path, name)))
+                    continue
+                for node, keys in self.leaf(child).items():
+                    key = self.value_key(node)
+                    if key is not None:
+                        reached.add(node)
+                        found.append(((*path, name), tuple(sorted(keys, key=len)), key))
+        every = dict(self.children(0)).get("variables")
+        listed = {node for _, node in self.children(every)} if every is not None else set()
+        if listed - reached:
+            raise ModelFileError(
+                f"{self.file}: {len(listed - reached)} of its {len(listed)} variables belong "
+                "to no layer its metadata names; the weights cannot be placed by identity"
+            )
+        return found
+
+    def leaf(self, layer: int) -> dict[int, set[tuple[str, ...]]]:
+        """The variables of one layer (and its sublayers), each with the names it goes by."""
+        found: dict[int, set[tuple[str, ...]]] = {}
+        stack: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = [(layer, (), ())]
+        seen: set[int] = set()
+        while stack:
+            node, by_attribute, by_name = stack.pop()
+            if node in seen or len(by_attribute) > MAX_NESTING:
+                continue
+            seen.add(node)
+            is_layer = node in self.names
+            for local, child in self.children(node):
+                if local in _BOOKKEEPING or local.startswith("_") or (is_layer and local.isdigit()):
+                    continue
+                if self.value_key(child) is not None:
+                    found.setdefault(child, set()).update(
+                        {(*by_attribute, local), (*by_name, local)}
+                    )
+                elif not _LAYER_INDEX.fullmatch(local):
+                    named = self.names.get(child, local)
+                    stack.append((child, (*by_attribute, local), (*by_name, named)))
+        return found

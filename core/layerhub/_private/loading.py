@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, keras2, resolve
+from layerhub._private import checks, keras2, keras2_hdf5, keras2_weights, resolve
 from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.keras2_hdf5 import open_hdf5
 from layerhub._private.keras2_savedmodel import open_savedmodel
+from layerhub._private.keras2_weights import Keras2Source
 from layerhub._private.keras_archive import open_archive, open_directory
 from layerhub._private.manifest import Manifest
 from layerhub._private.model_file import OpenedModel, locate
@@ -82,9 +83,11 @@ def load_model(
     needed = resolve.needs(opened, registry, custom_objects=user_objects, compile=compile)
     objects = resolve.custom_objects_for(opened, needed, registry) | user_objects
     config, training = opened.config, None
+    if compile and (opened.keras2 or opened.description == keras2_hdf5.KERAS3_DESCRIPTION):
+        # Keras 3 reads its own .h5 training configs no better than Keras 2's.
+        objects = keras2.loss_aliases(opened.training_config) | objects
     if opened.keras2:
         if compile:
-            objects = keras2.loss_aliases(opened.training_config) | objects
             training = keras2.recovered_optimizer(opened.training_config)
         resolved = {n.name for n in needed} | set(objects)
         config = keras2.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
@@ -109,19 +112,45 @@ def _keras_load(
         return keras.saving.load_model(
             source, custom_objects=objects, compile=compile, safe_mode=safe_mode
         )
-    if type(source).__module__.startswith("h5py"):
-        # A Keras 2 model laid out as HDF5 in memory (a SavedModel directory, translated).
-        from keras.src.legacy.saving import legacy_h5_format
-
-        return legacy_h5_format.load_model_from_hdf5(
-            source, custom_objects=objects, compile=compile, safe_mode=safe_mode
-        )
+    if isinstance(source, Keras2Source):
+        return _keras2_load(source, objects, compile=compile, safe_mode=safe_mode)
     # keras.saving.load_model takes paths only; the .keras loader behind it takes file objects.
     from keras.src.saving import saving_lib
 
     return saving_lib.load_model(
         source, custom_objects=objects, compile=compile, safe_mode=safe_mode
     )
+
+
+def _keras2_load(
+    source: Keras2Source, objects: dict[str, Any] | None, *, compile: bool, safe_mode: bool
+) -> Any:
+    """Rebuild a Keras 2 model from its config as Keras' legacy loader does, then place the
+    stored weights by identity (Keras' loader would place them by position)."""
+    from keras.src.backend.common import global_state
+    from keras.src.legacy.saving import saving_options, saving_utils
+    from keras.src.saving import object_registration, serialization_lib
+
+    # The names Keras' legacy loader sees: these, the global registrations, an active scope.
+    names = {
+        **(objects or {}),
+        **object_registration.GLOBAL_CUSTOM_OBJECTS,
+        **global_state.get_global_attribute("custom_objects_scope_dict", {}),
+    }
+    # Read first: a file whose weights cannot be read is refused before anything is built.
+    stored = source.weights()
+    with (
+        saving_options.keras_option_scope(use_legacy_config=True),
+        serialization_lib.SafeModeScope(safe_mode),
+    ):
+        model = saving_utils.model_from_config(source.config, custom_objects=names)
+    keras2_weights.place(model, stored, source.file)
+    if compile and isinstance(source.training, dict):
+        model.compile(
+            **saving_utils.compile_args_from_training_config(source.training, names)
+        )
+        saving_utils.try_build_compiled_arguments(model)
+    return model
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 from keras import ops
@@ -80,6 +80,9 @@ class FMLayer(keras.layers.Layer):
           https://doi.org/10.1109/ICDM.2010.127)
     """
 
+    # Keras 2 files of this layer name its weights W, V and b; layerhub places them by name.
+    keras2_weight_names: ClassVar[dict[str, str]] = {"W": "kernel", "V": "factor", "b": "bias"}
+
     def __init__(
         self,
         output_dim: int,
@@ -131,8 +134,6 @@ class FMLayer(keras.layers.Layer):
                 f"Received: input_shape={tuple(input_shape)}"
             )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
-        # Creation order W, V, b is part of the contract: Keras 2 weight files
-        # of this layer store the three arrays in this order.
         self.kernel = self.add_weight(
             name="kernel",
             shape=(input_dim, self.output_dim),
