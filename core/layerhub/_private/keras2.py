@@ -7,12 +7,14 @@ which a training config needs, and rewrites the forms Keras 3 misreads.
 
 from __future__ import annotations
 
-import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from layerhub._private import config_tree
+from layerhub._private import config_tree, keras2_layers
+from layerhub._private.errors import ModelFileError
+from layerhub._private.keras2_layers import Drop, DropIf, Refuse, Rename
+from layerhub._private.untrusted import shown
 
 # Class names Keras writes for things that are not classes.
 _MARKERS: Final = frozenset({"function"})
@@ -47,6 +49,8 @@ def _builtin_names() -> frozenset[str]:
     import keras
 
     names = set(vars(keras.layers)) | set(vars(keras)) | _MODEL_CLASSES | _POLICY_CLASSES
+    # tf-keras classes that translate() gives their Keras 3 names.
+    names |= set(keras2_layers.REPLACED)
     for module in OBJECT_MODULES:
         table = getattr(importlib.import_module(f"keras.src.{module}"), "ALL_OBJECTS_DICT", {})
         names.update(table)
@@ -205,9 +209,15 @@ def translate(
       Keras 3 lambda form loads (with ``safe_mode=False`` only, which the checks enforced).
     - Keras 2 numbered the calls of a nested model from 1 (its own input was node 0); Keras 3
       numbers them from 0, so references to such a model's outputs are renumbered.
+    - Each key of a tf-keras built-in layer config that Keras 3 does not take is dropped,
+      renamed or refused, by the table in ``keras2_layers`` (layers nested in models, wrappers
+      and RNNs included); a class nothing else resolves and Keras 3 lacks is refused.
+
+    Raises:
+        ModelFileError: a layer uses a Keras 2 feature Keras 3 has no equivalent for.
     """
-    fixed = copy.deepcopy(config)
-    changed = False
+    fixed = _copied(config)
+    changed = _translate_layers(fixed, resolved)
     for node in _policies(fixed):
         for key, value in list(node.items()):
             if _policy_name(value) is not None:
@@ -221,6 +231,120 @@ def translate(
     for model in config_tree.objects(fixed):
         changed |= _renumber_nested_models(model)
     return fixed if changed else None
+
+
+def _copied(tree: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a JSON-like tree's dicts and lists, made without recursion.
+
+    ``copy.deepcopy`` takes two frames per level: a config of the 512 levels the checks allow
+    would exceed Python's recursion limit.
+    """
+    top: dict[str, Any] = {}
+    stack: list[tuple[Any, Any]] = [(tree, top)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, (dict, list)):
+                child: Any = {} if isinstance(value, dict) else [None] * len(value)
+                stack.append((value, child))
+                value = child
+            target[key] = value
+    return top
+
+
+def _translate_layers(config: dict[str, Any], resolved: Callable[[str], bool]) -> bool:
+    """Apply the built-in layer table to every layer config, in place; whether any changed."""
+    changed = False
+    for entry, wrapped in _layer_entries(config):
+        name = entry["class_name"]
+        inner = entry.get("config")
+        if resolved(name) or not isinstance(inner, dict):
+            continue  # the user's or a plugin's class, or nothing Keras could build anyway
+        if name in keras2_layers.REMOVED:
+            raise _refused(inner, name, keras2_layers.REMOVED[name], "has no Keras 3 class")
+        for key, rule in keras2_layers.RULES.get(name, {}).items():
+            if key in inner:
+                _apply(rule, inner, key, name)
+                changed = True
+        replaced = keras2_layers.REPLACED.get(name)
+        if replaced is not None:
+            entry["class_name"] = replaced.class_name
+            inner.update(replaced.set)
+            changed = True
+        if wrapped:
+            changed |= _unwrapped_fixes(entry["class_name"], inner)
+    return changed
+
+
+def _apply(rule: Drop | DropIf | Rename | Refuse, inner: dict[str, Any], key: str, name: str) -> None:
+    value = inner[key]
+    if isinstance(rule, Rename):
+        inner[rule.to] = inner.pop(key)
+    elif isinstance(rule, Drop) or (isinstance(rule, DropIf) and _same(value, rule.value)):
+        del inner[key]
+    elif isinstance(rule, Refuse) or not rule.keep_others:
+        raise _refused(inner, name, rule.why, f"sets {key}={shown(value, 60)}")
+
+
+def _same(value: Any, expected: Any) -> bool:
+    # 1 == True in Python; a Keras 2 flag and a count are not the same setting.
+    return type(value) is type(expected) and value == expected
+
+
+def _refused(inner: dict[str, Any], class_name: str, feature: str, how: str) -> ModelFileError:
+    layer = inner.get("name")
+    called = f"'{shown(layer, 80)}' " if isinstance(layer, str) else ""
+    return ModelFileError(
+        f"the Keras 2 layer {called}({shown(class_name, 80)}) {how}: {feature}, which Keras 3 "
+        "has no equivalent for; load it with tf-keras, or rebuild the layer without it"
+    )
+
+
+def _unwrapped_fixes(class_name: str, inner: dict[str, Any]) -> bool:
+    """What Keras 3's legacy loader does for a model's layers, done for a wrapped layer.
+
+    A layer inside a wrapper (``Bidirectional``, ``TimeDistributed``) or an RNN cell is
+    deserialised by the wrapper through Keras 3's own deserialiser, which keeps Keras 2 keys
+    the legacy loader would have removed.
+    """
+    changed = inner.pop("batch_input_shape", None) is not None
+    if class_name == "Lambda":
+        for key in keras2_layers.LAMBDA_KERAS2_ONLY:
+            changed |= inner.pop(key, None) is not None
+        function = inner.get("function")
+        if isinstance(function, list) and len(function) == 3:
+            code, defaults, closure = function
+            inner["function"] = {
+                "class_name": "__lambda__",
+                "config": {"code": code, "defaults": defaults, "closure": closure},
+            }
+            changed = True
+    return changed
+
+
+def _layer_entries(config: Any) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every layer entry of a model config, with whether a wrapper or RNN holds it.
+
+    Walked iteratively: layers of a model (``layers``, nested models), the layer of a wrapper
+    (``layer``, ``backward_layer``), the cell(s) of an RNN (``cell``, ``cells``).
+    """
+    stack: list[tuple[Any, bool]] = [(config, False)]
+    while stack:
+        entry, wrapped = stack.pop()
+        if not (isinstance(entry, dict) and isinstance(entry.get("class_name"), str)):
+            continue
+        yield entry, wrapped
+        inner = entry.get("config")
+        if isinstance(inner, list):  # Keras 2.0's Sequential: the layer list itself
+            stack.extend((item, False) for item in inner)
+        if not isinstance(inner, dict):
+            continue
+        stack.extend((inner.get(key), True) for key in keras2_layers.NESTED_ONE)
+        for key in keras2_layers.NESTED_MANY:
+            items = inner.get(key)
+            if isinstance(items, list):
+                stack.extend((item, key == "cells") for item in items)
 
 
 _GRAPH_MODELS: Final = frozenset({"Functional", "Model"})
