@@ -286,6 +286,9 @@ def _need_row(need: Any, entry: Any) -> tuple[str, str, str, str, str]:
     saved_version = shown(entry.version, 40) if entry is not None and entry.version else None
     if need.by_keras:
         status = "ok (registered with Keras)"
+    elif getattr(need, "skipped", False):
+        # As Keras: the model's own compile() means the training config is never read.
+        status = "ok (not compiled: the model overrides compile())"
     elif not providers:
         status = "missing" + (" (training config)" if need.compile_only else "")
     elif len({p.registered_name for p in providers}) > 1:

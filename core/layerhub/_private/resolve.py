@@ -1,15 +1,22 @@
 """Resolve the names a model needs, in Keras' own order with installed plugins added.
 
-A name is resolved by ``custom_objects``, the active custom-object scope, Keras' global
-registry (classes the user's own imports registered), or an installed plugin, in that order;
-only when none does is it missing. Nothing named in a file is imported unless an installed
-plugin declares it.
+A name is resolved as Keras resolves it first: ``custom_objects``, the active custom-object
+scope, Keras' global registry (classes the user's own imports registered), Keras' own modules
+and exported names, and the classes of the Keras packages Keras imports by itself
+(``keras_hub``, ``keras_cv``, ``keras_nlp``, when installed); then by an installed plugin. Only
+when none does is it missing. Nothing else named in a file is imported unless an installed
+plugin declares it. A training configuration Keras skips (the model's class overrides
+``compile()``) needs nothing: Keras loads the model uncompiled, with its own warning.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import re
 import sys
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, Final, NamedTuple
 
 from layerhub._private import config_tree, keras2
@@ -17,7 +24,7 @@ from layerhub._private.errors import Missing, MissingPluginError
 from layerhub._private.manifest import Entry, Manifest
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import LayerRecord
-from layerhub._private.registry import Registry
+from layerhub._private.registry import Registry, import_keras
 from layerhub._private.untrusted import (
     conventional_distribution,
     distribution_name,
@@ -43,12 +50,19 @@ class Need(NamedTuple):
         providers: installed plugin records declaring it (by registered or Keras 2 name).
         by_keras: Keras already resolves it (custom_objects, a scope, its global registry).
         compile_only: only the training configuration needs it.
+        skipped: only the training configuration needs it, and Keras will not read that (the
+            model's class overrides ``compile()``): the model loads uncompiled, as with Keras.
     """
 
     name: str
     providers: tuple[LayerRecord, ...]
     by_keras: bool
     compile_only: bool
+    skipped: bool = False
+
+
+# A module path as Keras writes one; anything else is never imported.
+_MODULE_PATH: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
 def needs(
@@ -60,22 +74,118 @@ def needs(
 ) -> list[Need]:
     """What the model needs beyond Keras' own modules; imports no plugin."""
     if opened.keras2:
+        _keras()  # once, under a lock: the Keras 2 names are asked of Keras itself
         model_names = keras2.needed_names(opened.config)
         training_names = keras2.training_names(opened.training_config) if compile else set()
     else:
         body = {k: v for k, v in opened.config.items() if k != "compile_config"}
         model_names = config_tree.foreign_names(body)
         training_names = config_tree.foreign_names(opened.training_config) if compile else set()
+    objects = dict(custom_objects or {})
+    by_module = {} if opened.keras2 else _keras_package_names(opened)
+    skipped = bool(training_names - model_names) and compile_is_skipped(opened, objects)
     records = registry.list()
     return [
         Need(
             name,
             _providers(name, records, keras2=opened.keras2),
-            _resolved_by_keras(name, custom_objects or {}),
+            _resolved_by_keras(name, objects) or by_module.get(name, False),
             name not in model_names,
+            skipped and name not in model_names,
         )
         for name in sorted(model_names | training_names)
     ]
+
+
+def _keras() -> ModuleType | None:
+    """Keras, imported once under the registry's lock; None when it cannot be imported."""
+    try:
+        return import_keras()
+    except Exception:  # no backend: the names are then resolved without Keras' help
+        return None
+
+
+def _keras_if_imported() -> ModuleType | None:
+    # Until keras is imported, nothing can have registered with it or opened a scope. Once it
+    # is in sys.modules it is taken through the lock: another thread may still be importing it.
+    return _keras() if sys.modules.get("keras") is not None else None
+
+
+def _keras_package_names(opened: OpenedModel) -> dict[str, bool]:
+    """Registered name -> whether Keras resolves it by importing the module the file names.
+
+    Keras imports a class's module by itself when its package is ``keras``, ``keras_hub``,
+    ``keras_cv`` or ``keras_nlp`` (and it is installed), and takes the class found there.
+    """
+    found: dict[str, bool] = {}
+    trees = (opened.config, opened.training_config)
+    for node in (n for tree in trees for n in config_tree.objects(tree)):
+        name, module = node.get("registered_name"), node.get("module")
+        if not isinstance(name, str) or not isinstance(module, str):
+            continue
+        if module.partition(".")[0] in config_tree.KERAS_PACKAGES and not found.get(name):
+            found[name] = keras_class(module, node["class_name"]) is not None
+    return found
+
+
+def keras_class(module: str, class_name: str) -> type | None:
+    """The class Keras itself finds for ``module`` and ``class_name``, importing as Keras does.
+
+    Only modules of the Keras packages, and only when that package is installed.
+    """
+    package = module.partition(".")[0]
+    if package not in config_tree.KERAS_PACKAGES or not _MODULE_PATH.fullmatch(module):
+        return None
+    try:
+        if importlib.util.find_spec(package) is None:
+            return None
+        import_keras()
+        from keras.src.saving.keras_saveable import KerasSaveable
+
+        if package == "keras":
+            from keras.src.api_export import get_symbol_from_name
+
+            exported = get_symbol_from_name(f"{module}.{class_name}")
+            if isinstance(exported, type):
+                return exported
+        loaded = importlib.import_module(module)
+    except Exception:  # not importable: Keras could not resolve it either
+        return None
+    found = vars(loaded).get(class_name)
+    return found if isinstance(found, type) and issubclass(found, KerasSaveable) else None
+
+
+def compile_is_skipped(opened: OpenedModel, objects: Mapping[str, Any]) -> bool:
+    """Whether Keras will not read the training configuration: the model's class overrides
+    ``compile()``, so Keras 3 loads it uncompiled with a warning (``Trainer.compile_from_config``).
+
+    Keras 2 formats are compiled by calling ``compile()`` itself, so this is never so for them.
+    """
+    if opened.keras2 or not isinstance(opened.config, dict):
+        return False
+    cls = _model_class(opened.config, objects)
+    if cls is None:
+        return False
+    from keras.src.trainers.trainer import Trainer
+
+    return getattr(cls, "compile", Trainer.compile) is not Trainer.compile
+
+
+def _model_class(config: dict[str, Any], objects: Mapping[str, Any]) -> Any:
+    """The model's class as Keras would find it, or None; imports no plugin."""
+    class_name, registered = config.get("class_name"), config.get("registered_name")
+    if not isinstance(class_name, str) or class_name in ("Functional", "Sequential"):
+        return None  # Keras' own: compile() is Keras' own
+    for name in (registered, class_name):
+        if isinstance(name, str) and name in objects:
+            return objects[name]
+    keras = _keras_if_imported()
+    if keras is not None and isinstance(registered, str):
+        found = keras.saving.get_registered_object(registered)
+        if found is not None:
+            return found
+    module = config.get("module")
+    return keras_class(module, class_name) if isinstance(module, str) else None
 
 
 def _providers(name: str, records: list[LayerRecord], *, keras2: bool) -> tuple[LayerRecord, ...]:
@@ -92,14 +202,14 @@ def _resolved_by_keras(name: str, custom_objects: Mapping[str, Any]) -> bool:
         return True
     if ">" not in name and _keras_function(name):
         return True
-    keras = sys.modules.get("keras")
-    # Until keras is imported, nothing can have registered with it or opened a scope.
+    keras = _keras_if_imported()
     return keras is not None and keras.saving.get_registered_object(name) is not None
 
 
 def _keras_function(name: str) -> bool:
-    import keras
-
+    keras = _keras()
+    if keras is None:
+        return False
     return any(callable(getattr(getattr(keras, m), name, None)) for m in keras2.OBJECT_MODULES)
 
 
@@ -112,10 +222,11 @@ def custom_objects_for(
         MissingPluginError: a name nothing resolves; says what to install when the file's
             manifest or the plugin convention names a valid distribution.
     """
+    _keras()  # before any Keras work of this load, once, under a lock (threads load at once)
     objects: dict[str, Any] = {}
     missing: list[Need] = []
     for need in found:
-        if need.by_keras:
+        if need.by_keras or need.skipped:
             continue
         if not need.providers:
             missing.append(need)
@@ -130,6 +241,10 @@ def custom_objects_for(
         else:
             # The import registers it with Keras; naming it keeps the lookup to this call.
             objects[need.name] = registry.get(need.name)
+    if missing and all(n.compile_only for n in missing):
+        # The model's class may be a plugin's, known only now that its plugin is imported.
+        if compile_is_skipped(opened, objects):
+            return objects
     if missing:
         raise missing_error(missing, opened.manifest)
     return objects
