@@ -307,6 +307,36 @@ def nested():
     return keras.Model(inputs, outputs), [RNG.normal(size=(3, 5))]
 
 
+def nested_batchnorm():
+    """A Sequential and a Functional with BatchNormalization inside a Functional: Keras 2
+    orders a nested model's checkpoint variables layer by layer, its .h5 weights trainable
+    first, so moving statistics land in other slots by position."""
+    block = keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=(6,)),
+            keras.layers.Dense(5),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(4),
+            keras.layers.BatchNormalization(),
+        ],
+        name="block",
+    )
+    inner_in = keras.Input((4,))
+    inner_out = keras.layers.BatchNormalization()(keras.layers.Dense(4)(inner_in))
+    inner = keras.Model(inner_in, inner_out, name="inner")
+    inputs = keras.Input((6,))
+    outputs = keras.layers.Dense(3)(inner(block(inputs)))
+    return keras.Model(inputs, outputs), [RNG.normal(size=(5, 6))]
+
+
+def dict_inputs():
+    first, second = keras.Input((3,), name="first"), keras.Input((2,), name="second")
+    merged = keras.layers.Concatenate()([keras.layers.Dense(4)(first), second])
+    outputs = {"score": keras.layers.Dense(1, name="score")(merged)}
+    model = keras.Model({"first": first, "second": second}, outputs)
+    return model, {"first": RNG.normal(size=(4, 3)), "second": RNG.normal(size=(4, 2))}
+
+
 def sgd_momentum():
     model = keras.Sequential([keras.layers.InputLayer(input_shape=(3,)), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), loss="mse")
@@ -341,6 +371,8 @@ BUILDERS = {
     "custom_loss": custom_loss,
     "mixed_precision": mixed_precision,
     "nested": nested,
+    "nested_batchnorm": nested_batchnorm,
+    "dict_inputs": dict_inputs,
     "sgd_momentum": sgd_momentum,
     "subclassed": subclassed,
 }
@@ -349,6 +381,8 @@ SAVEDMODELS = (
     "sequential",
     "functional",
     "nested",
+    "nested_batchnorm",
+    "dict_inputs",
     "lambda_bytecode",
     "sgd_momentum",
     "subclassed",
@@ -364,9 +398,14 @@ def main(out_dir: str) -> None:
     for name, build in BUILDERS.items():
         model, inputs = build()
         randomise(model)
-        inputs = [x.astype("float32") for x in inputs]
-        outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
-        outputs = [np.asarray(y) for y in (outputs if isinstance(outputs, list) else [outputs])]
+        if isinstance(inputs, dict):  # fed by name; saved in name order
+            given = {k: v.astype("float32") for k, v in inputs.items()}
+            inputs = [given[k] for k in sorted(given)]
+        else:
+            inputs = [x.astype("float32") for x in inputs]
+            given = inputs if len(inputs) > 1 else inputs[0]
+        outputs = tf.nest.flatten(model(given, training=False))
+        outputs = [np.asarray(y) for y in outputs]
         if name not in SAVEDMODEL_ONLY:
             model.save(out / f"{name}.h5", save_format="h5")
         if name in SAVEDMODELS:

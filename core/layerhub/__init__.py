@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from layerhub._private.hookspecs import hookimpl, hookspec
     from layerhub._private.loading import load_model
     from layerhub._private.saving import save_model
+    from layerhub._private.verify import Verification, verify
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,7 @@ __all__ = [
     "PluginWarning",
     "Registry",
     "UnsafeModelError",
+    "Verification",
     "__version__",
     "convert",
     "hookimpl",
@@ -49,6 +51,7 @@ __all__ = [
     "load_model",
     "registry",
     "save_model",
+    "verify",
 ]
 
 
@@ -60,6 +63,8 @@ _LAZY = {
     "hookspec": "layerhub._private.hookspecs",
     "load_model": "layerhub._private.loading",
     "save_model": "layerhub._private.saving",
+    "Verification": "layerhub._private.verify",
+    "verify": "layerhub._private.verify",
 }
 
 

@@ -404,6 +404,17 @@ def _ambiguity_lines(records: Iterable[LayerRecord]) -> list[str]:
 # -- convert --------------------------------------------------------------------------------------
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from layerhub._private.verify import verify
+
+    done = verify(args.source, args.target, reference=args.reference)
+    if args.json:
+        print(json.dumps(done.as_dict(), indent=2))
+    else:
+        _emit(done.lines())
+    return EXIT_OK if done.ok else EXIT_PROBLEM
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from layerhub._private.convert import convert
 
@@ -417,6 +428,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             "weights": done.weights,
             "max_difference": done.max_difference,
             "atol": done.atol,
+            "verification": done.verification.as_dict() if done.verification else None,
             "ok": done.ok,
         }
         print(json.dumps(report, indent=2))
@@ -548,6 +560,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="carry the training configuration over (default: yes)",
     )
 
+    p = command(
+        "verify", cmd_verify, "compare a Keras 2 file's stored weights and tf-keras' outputs"
+    )
+    p.add_argument("source", metavar="OLD", help=".h5 file or Keras 2 SavedModel directory")
+    p.add_argument(
+        "target", metavar="NEW", nargs="?", help="a converted .keras file (default: OLD's load)"
+    )
+    p.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the original under tf-keras when it is installed (default: yes)",
+    )
+
     p = command("new", cmd_new, "write a new plugin distribution from the template")
     p.add_argument("name", metavar="NAME", help="'layerhub-foo', or 'foo' (then prefixed)")
     p.add_argument(
@@ -565,7 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NEEDS_KERAS = (cmd_info, cmd_doctor, cmd_convert)
+_NEEDS_KERAS = (cmd_info, cmd_doctor, cmd_convert, cmd_verify)
 
 
 def _import_keras_quietly() -> None:

@@ -20,22 +20,20 @@ from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry import Registry, registry
 from layerhub._private.saving import save_model
 from layerhub._private.untrusted import shown, shown_path
-
-# Unknown sizes other than the batch get this length in the random inputs.
-_FREE_SIZE: Final = 4
-_BATCH: Final = 2
+from layerhub._private.verify import Verification, deterministic_inputs, predict, verify
 
 _RELOAD: Final = """
 import json, sys
 import numpy as np
 import layerhub
-target, inputs, outputs, compile = sys.argv[1:5]
+from layerhub._private.verify import InputSpec, predict
+target, inputs, spec, outputs, compile = sys.argv[1:6]
 model = layerhub.load_model(target, compile=compile == "1")
-data = np.load(inputs)
-xs = [data[f"x{i}"] for i in range(len(data.files))]
-ys = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-ys = ys if isinstance(ys, (list, tuple)) else [ys]
-np.savez(outputs, **{f"y{i}": np.asarray(y) for i, y in enumerate(ys)})
+spec = json.loads(spec)
+with np.load(inputs) as data:
+    given = InputSpec(spec["kind"], spec["keys"], [data[key] for key in spec["keys"]])
+ys = predict(model, given)
+np.savez(outputs, **{f"y{i}": y for i, y in enumerate(ys)})
 """
 
 
@@ -55,6 +53,8 @@ class Conversion(NamedTuple):
         max_difference: the largest absolute difference between the predictions of the model
             before saving and of the file reloaded in a fresh interpreter.
         atol: the tolerance it was held to.
+        verification: a Keras 2 source's stored weights and tf-keras' outputs against the
+            converted file (``None`` for a Keras 3 source).
     """
 
     source: Path
@@ -64,20 +64,24 @@ class Conversion(NamedTuple):
     weights: int
     max_difference: float
     atol: float
+    verification: Verification | None = None
 
     @property
     def ok(self) -> bool:
-        return self.max_difference <= self.atol
+        verified = self.verification is None or self.verification.ok
+        return self.max_difference <= self.atol and verified
 
     def lines(self) -> list[str]:
         used = ", ".join(f"{n} x{c}" for n, c in sorted(self.plugin_layers.items())) or "none"
-        verdict = "ok" if self.ok else "DIFFERENT"
+        verdict = "ok" if self.ok else "FAILED"
         return [
             f"converted {shown_path(self.source)} ({self.description}) -> {self.target}",
             f"  plugin objects: {used}",
             f"  weights: {self.weights:,}",
             f"  reloaded in a fresh interpreter: max |difference| = {self.max_difference:.3g} "
-            f"(atol {self.atol:g}): {verdict}",
+            f"(atol {self.atol:g}): {'ok' if self.max_difference <= self.atol else 'DIFFERENT'}",
+            *(self.verification.lines() if self.verification else []),
+            f"  conversion: {verdict}",
         ]
 
 
@@ -113,19 +117,32 @@ def convert(
     """
     import numpy as np
 
-    described = open_model(source).description
+    opened = open_model(source)
     model = load_model(source, compile=compile, safe_mode=safe_mode, registry=registry)
     written = save_model(model, target, registry=registry)
-    inputs = random_inputs(model)
-    expected = _predict(model, inputs)
-    with tempfile.TemporaryDirectory(prefix="layerhub-convert-") as scratch:
-        given, got = Path(scratch) / "inputs.npz", Path(scratch) / "outputs.npz"
-        np.savez(given, **{f"x{i}": x for i, x in enumerate(inputs)})
+    spec = deterministic_inputs(model)
+    expected = predict(model, spec)
+    with tempfile.TemporaryDirectory(prefix="lh-") as scratch:
+        given, got = Path(scratch) / "x.npz", Path(scratch) / "y.npz"
+        np.savez(given, **dict(zip(spec.keys, spec.arrays, strict=True)))
+        # Isolated (-I) and run from the scratch directory: nothing in the user's working
+        # directory or environment's PYTHON* variables is imported in the child.
         child = subprocess.run(
-            [sys.executable, "-c", _RELOAD, str(written), str(given), str(got), str(int(compile))],
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                _RELOAD,
+                os.path.abspath(written),
+                str(given),
+                json.dumps({"kind": spec.kind, "keys": spec.keys}),
+                str(got),
+                str(int(compile)),
+            ],
             capture_output=True,
             text=True,
             check=False,
+            cwd=scratch,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")},
         )
         if child.returncode != 0:
@@ -138,43 +155,23 @@ def convert(
             reloaded = [data[f"y{i}"] for i in range(len(data.files))]
     difference = max(
         (
-            float(np.max(np.abs(a.astype("float64") - b)))
+            float(np.max(np.abs(a.astype("float64") - b), initial=0.0))
             for a, b in zip(expected, reloaded, strict=True)
         ),
         default=0.0,
     )
+    # Against what wrote the source, never against layerhub's own reload alone.
+    checked = verify(source, written) if opened.keras2 else None
     return Conversion(
         source=Path(source),
         target=written,
-        description=described,
+        description=opened.description,
         plugin_layers=_plugin_objects(written),
         weights=int(model.count_params()),
         max_difference=difference,
         atol=atol,
+        verification=checked,
     )
-
-
-def random_inputs(model: Any, seed: int = 0) -> list[Any]:
-    """Random arrays of the model's input shapes and dtypes (integers for integer inputs)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for tensor in model.inputs:
-        shape = [_BATCH if i == 0 else (d or _FREE_SIZE) for i, d in enumerate(tensor.shape)]
-        dtype = np.dtype(str(tensor.dtype))
-        if np.issubdtype(dtype, np.integer):
-            arrays.append(rng.integers(0, 4, size=shape).astype(dtype))
-        else:
-            arrays.append(rng.normal(size=shape).astype(dtype))
-    return arrays
-
-
-def _predict(model: Any, inputs: list[Any]) -> list[Any]:
-    import numpy as np
-
-    outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-    return [np.asarray(y) for y in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 
 
 def _plugin_objects(path: Path) -> dict[str, int]:

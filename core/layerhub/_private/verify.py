@@ -1,0 +1,309 @@
+"""Check a Keras 3 model against the Keras 2 file it came from, never against itself.
+
+Two witnesses that layerhub did not produce: the tensors the file stores, read straight from its
+``.h5`` datasets or checkpoint, compared with the model's variables by identity (layer path and
+attribute); and, where tf-keras is installed, the original file run by tf-keras in a child
+interpreter on the same deterministic inputs as the Keras 3 model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from layerhub._private import keras2_weights
+from layerhub._private.errors import ModelFileError
+from layerhub._private.untrusted import shown, shown_path
+
+# float32 models: what two correct implementations of the same float32 arithmetic differ by.
+TOLERANCE: Final = 1e-5
+# Models computing in float16 or bfloat16 (mixed precision): one half-precision step is ~1e-3
+# relative, and a few layers accumulate it.
+MIXED_TOLERANCE: Final = 1e-2
+_BATCH: Final = 2
+_FREE_SIZE: Final = 4
+_REFERENCE_TIMEOUT: Final = 600
+
+# Run by tf-keras in an isolated child: the original file, the inputs the Keras 3 model got.
+_TF_KERAS: Final = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tf_keras
+source, given, spec, out = sys.argv[1:5]
+spec = json.loads(spec)
+with np.load(given) as data:
+    arrays = [data[key] for key in spec["keys"]]
+if spec["kind"] == "dict":
+    inputs = dict(zip(spec["keys"], arrays))
+elif spec["kind"] == "list":
+    inputs = arrays
+else:
+    inputs = arrays[0]
+model = tf_keras.models.load_model(source, compile=False)
+outputs = tf.nest.flatten(model(inputs, training=False))
+np.savez(out, **{f"y{i}": np.asarray(y) for i, y in enumerate(outputs)})
+"""
+
+
+class LayerCheck(NamedTuple):
+    """The stored weights of one layer against the model's variables."""
+
+    layer: str
+    weights: int
+    max_difference: float
+
+
+class Verification(NamedTuple):
+    """What ``verify`` compared, and how far apart it found them.
+
+    Attributes:
+        source: the Keras 2 file.
+        target: the Keras 3 file checked, or ``None`` when the source's own load was.
+        layers: each layer with stored weights, and the largest difference from the model.
+        outputs: the largest difference per model output from tf-keras running the original;
+            empty when tf-keras did not run it (``reference`` says why).
+        reference: what the outputs were compared with, in words.
+        tolerance: ``|difference| <= tolerance * (1 + |reference|)`` per value.
+    """
+
+    source: Path
+    target: Path | None
+    layers: tuple[LayerCheck, ...]
+    outputs: tuple[float, ...]
+    reference: str
+    tolerance: float
+
+    @property
+    def weights_equal(self) -> bool:
+        return all(check.max_difference == 0.0 for check in self.layers)
+
+    @property
+    def ok(self) -> bool:
+        return self.weights_equal and all(d <= self.tolerance for d in self.outputs)
+
+    def lines(self) -> list[str]:
+        checked = shown_path(self.target) if self.target else "its layerhub load"
+        lines = [f"verified {shown_path(self.source)} against {checked}"]
+        lines.append(f"  {'layer':<40} {'weights':>7}  max |stored - loaded|")
+        for check in self.layers:
+            mark = "" if check.max_difference == 0.0 else "  DIFFERENT"
+            lines.append(
+                f"  {shown(check.layer, 40):<40} {check.weights:>7}  {check.max_difference:.3g}"
+                + mark
+            )
+        if self.outputs:
+            worst = max(self.outputs)
+            verdict = "ok" if worst <= self.tolerance else "DIFFERENT"
+            lines.append(
+                f"  outputs vs {self.reference}: max relative |difference| = {worst:.3g} "
+                f"(tolerance {self.tolerance:g}): {verdict}"
+            )
+        else:
+            lines.append(f"  outputs: {self.reference}")
+        lines.append(f"  {'ok' if self.ok else 'FAILED'}")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": os.fspath(self.source),
+            "target": os.fspath(self.target) if self.target else None,
+            "ok": self.ok,
+            "weights_equal": self.weights_equal,
+            "layers": [c._asdict() for c in self.layers],
+            "outputs": list(self.outputs),
+            "reference": self.reference,
+            "tolerance": self.tolerance,
+        }
+
+
+def verify(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str] | None = None,
+    *,
+    reference: bool = True,
+    model: Any = None,
+) -> Verification:
+    """Compare a Keras 2 file with its Keras 3 model: stored tensors, then tf-keras' outputs.
+
+    Args:
+        source: the Keras 2 ``.h5`` file or SavedModel directory.
+        target: a converted ``.keras`` file to check instead of the source's own load.
+        reference: run the original under tf-keras when it is installed.
+        model: the Keras 3 model to check, already loaded (``target`` then only names it).
+
+    Returns:
+        The per-layer and per-output differences; ``ok`` says whether they are within bounds.
+
+    Raises:
+        ModelFileError: the source is not a Keras 2 file, or a stored weight has no variable
+            of the same identity in the model.
+    """
+    from layerhub._private.loading import load_model, open_model
+
+    opened = open_model(source)
+    if not opened.keras2:
+        raise ModelFileError(
+            f"{shown_path(opened.path)} is a {opened.description}, not a Keras 2 file; verify "
+            "compares a Keras 2 file with the Keras 3 model layerhub makes of it"
+        )
+    with opened.source(None, None) as original:
+        stored = original.weights()
+    if model is None:
+        model = load_model(target if target is not None else source, compile=False)
+    layers = _layer_checks(keras2_weights.match(model, stored, shown_path(opened.path)))
+    tolerance = MIXED_TOLERANCE if _mixed(model) else TOLERANCE
+    outputs: tuple[float, ...] = ()
+    said = "not compared: tf-keras is not installed (pip install tf-keras)"
+    if not reference:
+        said = "not compared (reference=False)"
+    elif _has_tf_keras():
+        outputs, said = _against_tf_keras(opened.path, model)
+    return Verification(
+        source=opened.path,
+        target=Path(target) if target is not None else None,
+        layers=layers,
+        outputs=outputs,
+        reference=said,
+        tolerance=tolerance,
+    )
+
+
+def _layer_checks(pairs: list[keras2_weights.Placed]) -> tuple[LayerCheck, ...]:
+    import keras
+    import numpy as np
+
+    worst: dict[str, tuple[int, float]] = {}
+    for pair in pairs:
+        loaded = keras.ops.convert_to_numpy(pair.variable.value).astype("float64")
+        stored = np.asarray(pair.stored.value).astype("float64")
+        difference = float(np.max(np.abs(loaded - stored), initial=0.0))
+        if np.isnan(difference) or not np.array_equal(np.isnan(loaded), np.isnan(stored)):
+            difference = float("inf")
+        layer = "/".join(pair.stored.layer)
+        count, so_far = worst.get(layer, (0, 0.0))
+        worst[layer] = (count + 1, max(so_far, difference))
+    return tuple(LayerCheck(name, n, d) for name, (n, d) in worst.items())
+
+
+def _mixed(model: Any) -> bool:
+    return any(
+        str(getattr(layer, "compute_dtype", "float32")) in ("float16", "bfloat16")
+        for layer in model._flatten_layers()
+    )
+
+
+def _has_tf_keras() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tf_keras") is not None
+
+
+class InputSpec(NamedTuple):
+    """How a model takes its inputs: one array, a list, or a dict by name."""
+
+    kind: str
+    keys: list[str]
+    arrays: list[Any]
+
+    def structured(self) -> Any:
+        if self.kind == "dict":
+            return dict(zip(self.keys, self.arrays, strict=True))
+        return self.arrays if self.kind == "list" else self.arrays[0]
+
+
+def deterministic_inputs(model: Any, seed: int = 0) -> InputSpec:
+    """Seeded inputs of the model's shapes and dtypes, in the structure the model takes."""
+    import numpy as np
+
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict):
+        keys = sorted(struct)
+        tensors, kind = [struct[k] for k in keys], "dict"
+    else:
+        tensors = list(model.inputs)
+        keys = [f"x{i}" for i in range(len(tensors))]
+        # A functional model built with a list of one input wants that list back.
+        kind = "list" if len(tensors) > 1 or isinstance(struct, (list, tuple)) else "single"
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in tensors:
+        shape = [_BATCH if i == 0 else (d or _FREE_SIZE) for i, d in enumerate(tensor.shape)]
+        dtype = np.dtype(str(tensor.dtype))
+        if np.issubdtype(dtype, np.integer):
+            arrays.append(rng.integers(0, 4, size=shape).astype(dtype))
+        elif dtype == np.bool_:
+            arrays.append(rng.integers(0, 2, size=shape).astype(dtype))
+        else:
+            arrays.append(rng.normal(size=shape).astype(dtype))
+    return InputSpec(kind, keys, arrays)
+
+
+def predict(model: Any, spec: InputSpec) -> list[Any]:
+    """The model's outputs on these inputs, flattened as ``keras.tree`` orders them."""
+    import keras
+    import numpy as np
+
+    outputs = model(spec.structured(), training=False)
+    return [np.asarray(keras.ops.convert_to_numpy(y)) for y in keras.tree.flatten(outputs)]
+
+
+def _against_tf_keras(source: Path, model: Any) -> tuple[tuple[float, ...], str]:
+    import numpy as np
+
+    spec = deterministic_inputs(model)
+    ours = predict(model, spec)
+    with tempfile.TemporaryDirectory(prefix="lh-") as scratch:
+        given, got = Path(scratch) / "x.npz", Path(scratch) / "y.npz"
+        np.savez(given, **dict(zip(spec.keys, spec.arrays, strict=True)))
+        environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+        try:
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    "-I",
+                    "-c",
+                    _TF_KERAS,
+                    os.path.abspath(source),
+                    str(given),
+                    json.dumps({"kind": spec.kind, "keys": spec.keys}),
+                    str(got),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=scratch,
+                env=environment,
+                timeout=_REFERENCE_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            return (), f"not compared: tf-keras did not finish in {_REFERENCE_TIMEOUT} s"
+        if child.returncode != 0:
+            last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
+            return (), f"not compared: tf-keras cannot run the original ({shown(last, 160)})"
+        with np.load(got) as data:
+            theirs = [data[f"y{i}"] for i in range(len(data.files))]
+    if len(theirs) != len(ours):
+        return (float("inf"),), f"tf-keras (it gives {len(theirs)} outputs, not {len(ours)})"
+    differences = []
+    for mine, reference in zip(ours, theirs, strict=True):
+        if mine.shape != reference.shape:
+            differences.append(float("inf"))
+            continue
+        scale = 1.0 + np.abs(reference.astype("float64"))
+        relative = np.abs(mine.astype("float64") - reference) / scale
+        differences.append(float(np.nanmax(relative, initial=0.0)))
+        if np.isnan(relative).any():
+            differences[-1] = float("inf")
+    from importlib import metadata
+
+    try:
+        version = f"tf-keras {metadata.version('tf-keras')} running the original"
+    except metadata.PackageNotFoundError:
+        version = "tf-keras running the original"
+    return tuple(differences), version

@@ -1,0 +1,183 @@
+"""Keras 2 files checked against what wrote them: stored tensors by identity, tf-keras' outputs.
+
+The files come from the session's tf-keras interpreter (``keras2_models.py``); a corrupted
+weight, whether in the converted file or placed wrongly while loading, must fail the check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+import layerhub
+from layerhub._private import keras2_weights
+
+from .test_legacy_h5 import keras2, keras2_dir, reference  # noqa: F401  (fixtures)
+
+LAYERHUB = str(Path(sysconfig.get_path("scripts")) / "layerhub")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LAYERHUB, *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def outputs(model: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
+    got = model(xs if len(xs) > 1 else xs[0], training=False)
+    return [keras.ops.convert_to_numpy(y) for y in keras.tree.flatten(got)]
+
+
+@keras2
+@pytest.mark.parametrize("suffix", [".h5", "_savedmodel"])
+def test_nested_models_with_batchnorm_load_with_the_writers_outputs(
+    keras2_dir: Path,  # noqa: F811
+    reference: Any,  # noqa: F811
+    suffix: str,
+) -> None:
+    # 0.1 put a nested model's moving statistics into other slots (SavedModel) and answered
+    # up to 1.37 away from tf-keras without a word.
+    model = layerhub.load_model(keras2_dir / f"nested_batchnorm{suffix}", compile=False)
+    xs, expected = reference("nested_batchnorm")
+    for got, want in zip(outputs(model, xs), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@keras2
+@pytest.mark.parametrize("suffix", [".h5", "_savedmodel"])
+def test_verify_compares_every_stored_weight_and_tf_keras_outputs(
+    keras2_dir: Path,  # noqa: F811
+    suffix: str,
+) -> None:
+    done = layerhub.verify(keras2_dir / f"nested_batchnorm{suffix}")
+    assert done.ok, done.lines()
+    assert done.weights_equal
+    names = {check.layer for check in done.layers}
+    for model in ("block", "inner"):
+        assert any(n.startswith(f"{model}/batch_normalization") for n in names), names
+    # Every BatchNormalization holds four weights, each compared.
+    assert all(c.weights == 4 for c in done.layers if "batch_normalization" in c.layer)
+    assert done.outputs, done.reference  # tf-keras ran the original
+    assert done.reference.startswith("tf-keras")
+
+
+@keras2
+def test_a_corrupted_weight_in_the_converted_file_fails_verify(
+    keras2_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    source = keras2_dir / "nested_batchnorm_savedmodel"
+    converted = layerhub.convert(source, tmp_path / "good.keras", compile=False)
+    assert converted.ok, converted.lines()
+    model = keras.saving.load_model(tmp_path / "good.keras", compile=False)
+    inner = model.get_layer("inner")
+    norm = next(layer for layer in inner.layers if "batch_normalization" in layer.name)
+    value = keras.ops.convert_to_numpy(norm.moving_variance)
+    value[0] += 0.25
+    norm.moving_variance.assign(value)
+    keras.saving.save_model(model, tmp_path / "bad.keras")
+    done = layerhub.verify(source, tmp_path / "bad.keras")
+    assert not done.ok
+    bad = {c.layer: c.max_difference for c in done.layers if c.max_difference}
+    assert bad == {f"inner/{norm.name}": pytest.approx(0.25)}
+    result = run_cli("verify", str(source), str(tmp_path / "bad.keras"))
+    assert result.returncode == 1, result.stderr
+    assert f"inner/{norm.name}" in result.stdout
+    assert "DIFFERENT" in result.stdout
+
+
+@keras2
+def test_convert_fails_when_a_weight_was_placed_wrongly(
+    keras2_dir: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A loader defect that moves one value: the check against the file must see it, although
+    # the converted file reloads to the same (wrong) predictions.
+    placed = keras2_weights.place
+
+    def misplace(model: Any, stored: Any, file: str) -> None:
+        placed(model, stored, file)
+        variable = next(v for v in model.weights if "moving_mean" in v.path)
+        variable.assign(keras.ops.convert_to_numpy(variable) + 1.0)
+
+    monkeypatch.setattr(keras2_weights, "place", misplace)
+    done = layerhub.convert(
+        keras2_dir / "nested_batchnorm.h5", tmp_path / "new.keras", compile=False
+    )
+    assert done.max_difference == 0.0  # the reload agrees with the wrong model
+    assert done.verification is not None
+    assert not done.verification.weights_equal
+    assert not done.ok
+
+
+@keras2
+@pytest.mark.parametrize("suffix", [".h5", "_savedmodel"])
+def test_convert_handles_dict_inputs(
+    keras2_dir: Path,  # noqa: F811
+    tmp_path: Path,
+    suffix: str,
+) -> None:
+    result = run_cli(
+        "convert", str(keras2_dir / f"dict_inputs{suffix}"), str(tmp_path / "d.keras")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "outputs vs tf-keras" in result.stdout
+
+
+@keras2
+def test_verify_of_a_keras3_file_is_a_usage_error_with_exit_status_2(
+    keras2_dir: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    keras.saving.save_model(model, tmp_path / "new.keras")
+    result = run_cli("verify", str(tmp_path / "new.keras"))
+    assert result.returncode == 2
+    assert "not a Keras 2 file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_weights_without_a_counterpart_are_refused_by_name() -> None:
+    dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
+    stored = [
+        keras2_weights.StoredWeight(("head",), (("kernel",),), np.zeros((3, 2), "float32")),
+        keras2_weights.StoredWeight(("head",), (("gamma",),), np.zeros((2,), "float32")),
+        keras2_weights.StoredWeight(("head",), (("beta",),), np.zeros((2,), "float32")),
+    ]
+    with pytest.raises(layerhub.ModelFileError, match=r"layer head \(Dense\) has no variable"):
+        keras2_weights.place(dense, stored, "f.h5")
+
+
+def test_a_shape_that_disagrees_is_refused_by_name() -> None:
+    dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
+    stored = [
+        keras2_weights.StoredWeight(("head",), (("kernel",),), np.zeros((2, 3), "float32")),
+        keras2_weights.StoredWeight(("head",), (("bias",),), np.zeros((2,), "float32")),
+    ]
+    with pytest.raises(layerhub.ModelFileError, match=r"head/kernel has shape \(2, 3\)"):
+        keras2_weights.place(dense, stored, "f.h5")
+
+
+def test_weights_are_placed_by_name_whatever_their_order() -> None:
+    norm = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="bn")])
+    values = {n: np.full((3,), i + 1.0, "float32") for i, n in enumerate(
+        ["moving_variance", "gamma", "moving_mean", "beta"]
+    )}
+    stored = [keras2_weights.StoredWeight(("bn",), ((n,),), v) for n, v in values.items()]
+    keras2_weights.place(norm, stored, "f.h5")
+    layer = norm.get_layer("bn")
+    for name, value in values.items():
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(getattr(layer, name)), value)
+
+
+def test_a_layer_the_file_lacks_is_refused() -> None:
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
+    with pytest.raises(layerhub.ModelFileError, match="stores no weights for layer head"):
+        keras2_weights.place(model, [], "f.h5")
