@@ -4,79 +4,217 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 
 from layerhub._private import config_tree, manifest
 from layerhub._private.errors import ModelFileError
 from layerhub._private.keras_archive import rewrite
 from layerhub._private.records import one_line
 from layerhub._private.registry import Registry, registry
-from layerhub._private.untrusted import shown_path
+from layerhub._private.untrusted import shown, shown_path
 
-# Temporary files are ".<target name>.<random>.layerhub-tmp.keras" beside the target: hidden,
-# recognisable after a crash, and never the name anything loads.
+# Temporary files are ".<target name, cut>.<random>.layerhub-tmp.keras" beside the target:
+# hidden, recognisable after a crash, never the name anything loads, and at most
+# _TEMP_NAME_BYTES + 29 bytes whatever the target's name (any name the file system takes works).
 TEMP_MARKER: Final = ".layerhub-tmp"
+_TEMP_NAME_BYTES: Final = 40
+# What keras.saving.save_model takes besides overwrite and zipped (it refuses anything else).
+_KERAS_OPTIONS: Final = frozenset({"include_optimizer", "save_format"})
 
 # The zip end-of-central-directory record, comment excluded (APPNOTE 4.3.16).
 _END_RECORD_SIGNATURE: Final = b"PK\x05\x06"
 _END_RECORD_SIZE: Final = 22
 
 
-def save_model(model: Any, path: str | os.PathLike[str], *, registry: Registry = registry) -> Path:
-    """Save ``model`` as a ``.keras`` archive with a manifest of the plugins it uses.
+@overload
+def save_model(
+    model: Any,
+    path: str | os.PathLike[str],
+    overwrite: Literal[True] = True,
+    zipped: bool | None = None,
+    *,
+    registry: Registry = registry,
+    **kwargs: Any,
+) -> Path: ...
+
+
+@overload
+def save_model(
+    model: Any,
+    path: str | os.PathLike[str],
+    overwrite: bool = True,
+    zipped: bool | None = None,
+    *,
+    registry: Registry = registry,
+    **kwargs: Any,
+) -> Path | None: ...
+
+
+def save_model(
+    model: Any,
+    path: str | os.PathLike[str],
+    overwrite: bool = True,
+    zipped: bool | None = None,
+    *,
+    registry: Registry = registry,
+    **kwargs: Any,
+) -> Path | None:
+    """Save ``model`` as ``keras.saving.save_model`` does, with a manifest of its plugins.
 
     The manifest maps each registered name the model uses to the distribution and version that
-    provided it, so a missing plugin can be named exactly when the file is loaded elsewhere. It
-    is the archive's zip comment (Keras ignores it), so the weights are written once.
+    provided it, so a missing plugin can be named exactly when the file is loaded elsewhere. In
+    a ``.keras`` archive it is the zip comment (Keras ignores it), so the weights are written
+    once; in a model directory (``zipped=False``) it is in ``metadata.json``.
 
     The write is atomic and durable: Keras writes a temporary file beside ``path``, which is
     flushed to disk and renamed over ``path``, and the directory is flushed too. A failure or a
-    kill at any point leaves any earlier file untouched.
+    kill at any point leaves any earlier file untouched. A ``path`` that is a symbolic link
+    stays one: the file it points to is replaced, as Keras writes through the link.
+
+    Args:
+        model: the Keras model.
+        path: where to save: a ``.keras`` file, or a directory when ``zipped`` is false.
+        overwrite: as for Keras: when false and ``path`` exists, ask on the terminal (Keras'
+            own prompt) and save nothing if the answer is no.
+        zipped: as for Keras: ``False`` saves an unzipped model directory, whose name must
+            not end in ``.keras``.
+        registry: the registry that says which plugin provided each object.
+        **kwargs: what else ``keras.saving.save_model`` takes (``include_optimizer``,
+            ``save_format``), passed to it unchanged.
 
     Returns:
-        The path written.
+        The path written, or ``None`` when ``overwrite`` was false and the answer was no.
 
     Raises:
-        ModelFileError: the path is not a ``.keras`` path, is a directory, or cannot be written.
+        ModelFileError: the path does not suit the format, is a directory where a file is to
+            go (or a file where a directory is), or cannot be written; a keyword Keras does
+            not take (a ``ValueError``, as Keras raises).
     """
+    if unknown := sorted(set(kwargs) - _KERAS_OPTIONS):
+        raise ModelFileError(
+            "save_model does not take "
+            f"{', '.join(shown(k, 40) for k in unknown)}, as keras.saving.save_model does not"
+        )
     target = Path(path)
-    if target.suffix != ".keras":
+    zipped = True if zipped is None else bool(zipped)
+    if zipped and target.suffix != ".keras":
         raise ModelFileError(
             "layerhub saves the .keras format (lower-case suffix, as Keras requires). "
             f"Received: path={shown_path(path)!r}"
         )
-    if target.is_dir():
+    if not zipped and str(path).endswith(".keras"):
+        raise ModelFileError(
+            "with zipped=False the path is a directory and must not end in .keras, as Keras "
+            f"requires. Received: path={shown_path(path)!r}"
+        )
+    if zipped and target.is_dir():
         raise ModelFileError(f"cannot save over a directory. Received: path={shown_path(path)!r}")
+    if not zipped and target.exists() and not target.is_dir():
+        raise ModelFileError(
+            f"cannot save a model directory over a file. Received: path={shown_path(path)!r}"
+        )
     import keras
 
+    if not overwrite and os.path.exists(target):
+        from keras.src.utils import io_utils
+
+        if not io_utils.ask_to_proceed_with_overwrite(str(path)):
+            return None
+    written = _through_links(target)
+    if not zipped:
+        _save_directory(model, written, registry, kwargs)
+        return target
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if written == target:
+            written.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=f"{TEMP_MARKER}.keras", dir=target.parent
+            prefix=f".{_cut(written.name)}.", suffix=f"{TEMP_MARKER}.keras", dir=written.parent
         )
     except OSError as error:
         raise ModelFileError(
-            f"cannot write into {shown_path(target.parent)}: {one_line(error)}"
+            f"cannot write into {shown_path(written.parent)}: {one_line(error)}"
         ) from error
     os.close(fd)
     temporary = Path(name)
     try:
         # mkstemp makes the file private (0600); the saved model gets the mode a plain write would.
-        os.chmod(temporary, _mode_for(target))
-        _release_cache(target)
-        keras.saving.save_model(model, temporary)
+        os.chmod(temporary, _mode_for(written))
+        _release_cache(written)
+        keras.saving.save_model(model, temporary, **kwargs)
         _add_manifest(temporary, registry)
         _flush(temporary)
-        os.replace(temporary, target)
-        _flush_directory(target.parent)
+        os.replace(temporary, written)
+        _flush_directory(written.parent)
     except OSError as error:
         raise ModelFileError(f"cannot save {shown_path(target)}: {one_line(error)}") from error
     finally:
         temporary.unlink(missing_ok=True)
     return target
+
+
+def _through_links(target: Path) -> Path:
+    """The file a save to ``target`` writes: the end of its chain of symbolic links.
+
+    Keras opens the path for writing, which follows links (a dangling one creates the file it
+    names); replacing the link itself would cut what it points to off from the new model.
+    """
+    if not target.is_symlink():
+        return target
+    resolved = Path(os.path.realpath(target))
+    if resolved.is_symlink():  # realpath stops where the links loop
+        raise ModelFileError(f"cannot save {shown_path(target)}: its symbolic links form a loop")
+    if not resolved.parent.is_dir():
+        raise ModelFileError(
+            f"cannot save {shown_path(target)}: it links to {shown_path(resolved)}, whose "
+            "folder does not exist"
+        )
+    return resolved
+
+
+def _cut(name: str) -> str:
+    """At most ``_TEMP_NAME_BYTES`` bytes of ``name`` as the file system stores it."""
+    while len(os.fsencode(name)) > _TEMP_NAME_BYTES:
+        name = name[:-1]
+    return name
+
+
+def _save_directory(model: Any, target: Path, registry: Registry, options: dict[str, Any]) -> None:
+    """Keras' unzipped form, written beside ``target`` and swapped in by renames."""
+    import keras
+
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{_cut(target.name)}.", suffix=TEMP_MARKER, dir=parent)
+        )
+    except OSError as error:
+        raise ModelFileError(f"cannot write into {shown_path(parent)}: {one_line(error)}") from error
+    old = staging.with_name(staging.name + ".old")
+    try:
+        staging.rmdir()  # Keras makes the directory itself
+        keras.saving.save_model(model, staging, zipped=False, **options)
+        metadata_file = staging / "metadata.json"
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+        config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+        metadata[manifest.METADATA_KEY] = manifest.build(provenance(config, registry))
+        metadata_file.write_text(json.dumps(metadata), encoding="utf-8")
+        for member in staging.iterdir():
+            if member.is_file():
+                _flush(member)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+        _flush_directory(parent)
+    except OSError as error:
+        raise ModelFileError(f"cannot save {shown_path(target)}: {one_line(error)}") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _add_manifest(file: Path, registry: Registry) -> None:
