@@ -388,3 +388,98 @@ def test_load_model_names_the_refused_layer(dumped: dict[str, Any], tmp_path: Pa
     said = rf"the Keras 2 layer '{lstm['config']['name']}' \(LSTM\) sets time_major=True"
     with pytest.raises(ModelFileError, match=said):
         layerhub.load_model(path)
+
+
+# -- real tf-keras models ----------------------------------------------------------------------
+
+# Runs under tf-keras: each model saved as NAME.h5 with its input and tf-keras' output.
+MODELS = r"""
+import os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
+import tf_keras as keras
+
+out = sys.argv[1]
+rng = np.random.default_rng(24)
+
+
+def save(name, model, x):
+    model.save(os.path.join(out, name + ".h5"))
+    np.save(os.path.join(out, name + ".x.npy"), x)
+    np.save(os.path.join(out, name + ".y.npy"), np.asarray(model(x, training=False), "float32"))
+
+
+images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+save("mobilenetv2", keras.applications.MobileNetV2(
+    alpha=0.35, weights=None, input_shape=(32, 32, 3)), images)
+# EfficientNet rescales 0..255 pixels itself.
+save("efficientnetb0", keras.applications.EfficientNetB0(
+    weights=None, input_shape=(32, 32, 3)), images * 40.0 + 128.0)
+
+tokens = keras.Input((6,), dtype="int32")
+x = keras.layers.Embedding(10, 4, mask_zero=True)(tokens)
+x = keras.layers.Bidirectional(keras.layers.LSTM(3, return_sequences=True))(x)
+x = keras.layers.GRU(3, return_sequences=True)(x)
+x = keras.layers.TimeDistributed(keras.layers.Dense(2))(x)
+x = keras.layers.SimpleRNN(2)(x)
+save("rnn", keras.Model(tokens, x), rng.integers(0, 10, size=(3, 6)).astype("int32"))
+
+keras.mixed_precision.set_global_policy("mixed_float16")
+inputs = keras.Input((4,))
+hidden = keras.layers.Dense(8, activation="relu")(inputs)
+model = keras.Model(inputs, keras.layers.Dense(2, dtype="float32")(hidden))
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+features = rng.normal(size=(8, 4)).astype("float32")
+model.fit(features, rng.normal(size=(8, 2)).astype("float32"), epochs=1, batch_size=8, verbose=0)
+save("mixed_float16", model, features)
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("tf-keras (a test dependency) is not installed")
+    out = tmp_path_factory.mktemp("keras2_models")
+    run_in_fresh_interpreter(MODELS, str(out), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=600)
+    return out
+
+
+def outputs(model: Any, x: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), dtype="float32")
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "efficientnetb0", "rnn"])
+def test_keras2_applications_and_rnns_load_and_predict_as_tf_keras(
+    models: Path, name: str
+) -> None:
+    import numpy as np
+
+    model = layerhub.load_model(models / f"{name}.h5", compile=False)
+    x, y = np.load(models / f"{name}.x.npy"), np.load(models / f"{name}.y.npy")
+    np.testing.assert_allclose(outputs(model, x), y, rtol=0, atol=1e-4)
+
+
+# float16 keeps 11 significant bits: tf-keras and Keras 3 may round differently, by a few units
+# in the last place of values of order 1.
+MIXED_ATOL = 5e-3
+
+
+def test_a_mixed_float16_model_loads_compiled_with_a_loss_scale_optimizer(models: Path) -> None:
+    import numpy as np
+
+    with pytest.warns(keras2.OptimizerStateWarning, match=r"restored as LossScaleOptimizer\(Adam"):
+        model = layerhub.load_model(models / "mixed_float16.h5", compile=True)
+    x, y = np.load(models / "mixed_float16.x.npy"), np.load(models / "mixed_float16.y.npy")
+    np.testing.assert_allclose(outputs(model, x), y, rtol=0, atol=MIXED_ATOL)
+    assert model.layers[1].dtype_policy.name == "mixed_float16"
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(optimizer.inner_optimizer, keras.optimizers.Adam)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+    assert optimizer.initial_scale == 2.0**15 and optimizer.dynamic_growth_steps == 2000
+    # It trains: a step changes the weights.
+    before = [np.array(w) for w in model.trainable_weights]
+    model.train_on_batch(x, np.zeros_like(y))
+    assert any(not np.array_equal(a, np.array(w)) for a, w in zip(before, model.trainable_weights))

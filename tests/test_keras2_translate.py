@@ -445,3 +445,134 @@ def test_the_optimizer_warning_points_outside_layerhub(tmp_path: Path) -> None:
         "SGD(learning_rate=0.05, momentum=0.9, nesterov=True)"
     )
     assert loaded.optimizer.get_config()["momentum"] == pytest.approx(0.9)
+
+
+# -- mixed precision: tf-keras' LossScaleOptimizer -----------------------------------------------
+
+KERAS2_ADAM = {
+    "name": "Adam",
+    "jit_compile": False,
+    "is_legacy_optimizer": False,
+    "learning_rate": 0.01,
+    "beta_1": 0.8,
+    "beta_2": 0.999,
+    "epsilon": 1e-07,
+    "amsgrad": False,
+}
+
+
+def loss_scaled(class_name: str, inner: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    return {"class_name": class_name, "config": {"inner_optimizer": inner, **settings}}
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        # tf-keras 2.11+ in an .h5 file: the inner optimizer in Keras 3's own form.
+        loss_scaled(
+            "LossScaleOptimizerV3",
+            {"module": "keras.optimizers", "class_name": "Adam", "config": KERAS2_ADAM,
+             "registered_name": None},  # fmt: skip
+            dynamic=True,
+            initial_scale=1024.0,
+            dynamic_growth_steps=10,
+        ),
+        # A SavedModel's metadata: the inner optimizer by its registered name.
+        loss_scaled(
+            "LossScaleOptimizerV3",
+            {"class_name": "Custom>Adam", "config": KERAS2_ADAM, "shared_object_id": 10},
+            dynamic=True,
+            initial_scale=1024.0,
+            dynamic_growth_steps=10,
+        ),
+        # The wrapper of legacy optimizers, registered.
+        loss_scaled(
+            "Custom>LossScaleOptimizer",
+            {"class_name": "Adam", "config": {**KERAS2_ADAM, "decay": 0.0}},
+            dynamic=True,
+            initial_scale=1024.0,
+            dynamic_growth_steps=10,
+        ),
+        # TF 2.3 and before: a loss-scale object.
+        {
+            "class_name": "LossScaleOptimizer",
+            "config": {
+                "optimizer": {"class_name": "Adam", "config": KERAS2_ADAM},
+                "loss_scale": {
+                    "class_name": "DynamicLossScale",
+                    "config": {"initial_loss_scale": 1024.0, "increment_period": 10,
+                               "multiplier": 2.0},  # fmt: skip
+                },
+            },
+        },
+    ],
+    ids=["v3-h5", "v3-savedmodel", "legacy", "tf2.3"],
+)
+def test_a_dynamic_loss_scale_optimizer_becomes_keras3s(optimizer: dict[str, Any]) -> None:
+    result, said = recovered(optimizer)
+    assert said == [
+        RESTORED.format(
+            "LossScaleOptimizer(Adam(learning_rate=0.01, beta_1=0.8, beta_2=0.999, "
+            "epsilon=1e-07), initial_scale=1024.0, dynamic_growth_steps=10)"
+        )
+    ]
+    assert result is not None
+    rebuilt = keras.optimizers.deserialize(result["optimizer_config"])
+    assert isinstance(rebuilt, keras.optimizers.LossScaleOptimizer)
+    assert (rebuilt.initial_scale, rebuilt.dynamic_growth_steps) == (1024.0, 10)
+    inner = rebuilt.inner_optimizer
+    assert isinstance(inner, keras.optimizers.Adam)
+    assert inner.get_config()["beta_1"] == pytest.approx(0.8)
+    assert float(inner.learning_rate) == pytest.approx(0.01)
+
+
+def test_a_fixed_loss_scale_becomes_the_inner_optimizers_loss_scale_factor() -> None:
+    # Keras 3's LossScaleOptimizer refuses dynamic=False; a constant scale is loss_scale_factor.
+    inner = {"class_name": "SGD", "config": {"name": "SGD", "learning_rate": 0.1}}
+    optimizer = loss_scaled("LossScaleOptimizerV3", inner, dynamic=False, initial_scale=128.0)
+    result, said = recovered(optimizer)
+    assert said == [RESTORED.format("SGD(learning_rate=0.1) with a fixed loss scale of 128.0")]
+    assert result is not None
+    rebuilt = keras.optimizers.deserialize(result["optimizer_config"])
+    assert type(rebuilt) is keras.optimizers.SGD
+    assert rebuilt.loss_scale_factor == 128.0
+    # The same from TF 2.3's FixedLossScale.
+    old = {
+        "class_name": "LossScaleOptimizer",
+        "config": {
+            "optimizer": inner,
+            "loss_scale": {"class_name": "FixedLossScale", "config": {"loss_scale_value": 128.0}},
+        },
+    }
+    assert recovered(old)[0] == recovered(optimizer)[0]
+
+
+def test_a_dynamic_loss_scale_growing_other_than_twofold_is_named_as_dropped() -> None:
+    scale = {"initial_loss_scale": 8.0, "increment_period": 5, "multiplier": 4.0}
+    old = {
+        "class_name": "LossScaleOptimizer",
+        "config": {
+            "optimizer": {"class_name": "SGD", "config": {"learning_rate": 0.1}},
+            "loss_scale": {"class_name": "DynamicLossScale", "config": scale},
+        },
+    }
+    _, said = recovered(old)
+    assert said[0].endswith("; settings Keras 3 has no equivalent for were dropped: multiplier")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        None,
+        {"inner_optimizer": {"class_name": "Custom>NoSuchOptimizer", "config": {}}},
+        {"inner_optimizer": {"class_name": "SGD", "config": {}}, "initial_scale": "big"},
+    ],
+    ids=["no-config", "unknown-inner", "scale-not-a-number"],
+)
+def test_a_loss_scale_optimizer_keras3_cannot_rebuild_is_left_alone(settings: Any) -> None:
+    assert recovered({"class_name": "LossScaleOptimizerV3", "config": settings}) == (None, [])
+
+
+def test_keras3s_own_loss_scale_optimizer_name_is_not_taken_for_a_plain_optimizer() -> None:
+    # Only tf-keras' wrapper form (an inner optimizer) is read; a bare config is not guessed at.
+    assert recovered({"class_name": "LossScaleOptimizer", "config": {"name": "x"}}) == (None, [])

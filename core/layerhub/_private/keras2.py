@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from layerhub._private import config_tree, keras2_layers
 from layerhub._private.errors import ModelFileError
@@ -147,6 +147,17 @@ class OptimizerStateWarning(UserWarning):
 _KERAS2_ONLY: Final = frozenset({"is_legacy_optimizer", "jit_compile", "decay"})
 
 
+# tf-keras' mixed-precision wrappers: of legacy optimizers, and of the optimizers of TF 2.11 on.
+_LOSS_SCALE_OPTIMIZERS: Final = frozenset({"LossScaleOptimizer", "LossScaleOptimizerV3"})
+_DESCRIBED: Final = ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "rho", "epsilon")
+
+
+class _Recovered(NamedTuple):
+    config: dict[str, Any]  # the Keras 3 optimizer config
+    described: str  # how the warning names it
+    dropped: list[str]  # Keras 2 settings Keras 3 has no equivalent for
+
+
 def recovered_optimizer(training_config: Any) -> dict[str, Any] | None:
     """The training config with its Keras 2 optimizer made readable by Keras 3, or ``None``.
 
@@ -154,15 +165,52 @@ def recovered_optimizer(training_config: Any) -> dict[str, Any] | None:
     arguments) and silently falls back to the optimizer's defaults: an SGD with momentum 0.9 and
     Nesterov comes back as plain SGD. The configuration is recovered here; the state (iteration
     count, momentum and moment slots) is not, and one warning says so.
-    """
-    import inspect
-    import warnings
 
-    import keras
+    A model compiled under ``mixed_float16`` saved tf-keras' ``LossScaleOptimizer`` (or
+    ``LossScaleOptimizerV3``) around its optimizer. A dynamic loss scale becomes Keras 3's
+    ``LossScaleOptimizer``, which scales the same way (doubling after ``dynamic_growth_steps``
+    finite steps, halving on a non-finite gradient); a fixed one becomes the inner optimizer's
+    ``loss_scale_factor``, which is how Keras 3 scales by a constant (its LossScaleOptimizer
+    refuses ``dynamic=False``).
+    """
+    import warnings
 
     if not isinstance(training_config, dict):
         return None
-    optimizer = training_config.get("optimizer_config")
+    found = _recovered(training_config.get("optimizer_config"))
+    if found is None:
+        return None
+    warnings.warn(
+        f"layerhub: the Keras 2 optimizer was restored as {found.described} from its saved "
+        "configuration, but not its state (iterations, momentum or moment slots): training "
+        "resumes from a fresh optimizer state"
+        + (
+            f"; settings Keras 3 has no equivalent for were dropped: {', '.join(found.dropped)}"
+            if found.dropped
+            else ""
+        ),
+        OptimizerStateWarning,
+        stacklevel=3,  # the caller of layerhub.load_model
+    )
+    recovered = dict(training_config)
+    recovered["optimizer_config"] = found.config
+    return recovered
+
+
+def _recovered(optimizer: Any) -> _Recovered | None:
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("class_name"), str):
+        return None
+    if optimizer["class_name"].rpartition(">")[2] in _LOSS_SCALE_OPTIMIZERS:
+        return _loss_scaled(optimizer.get("config"))
+    return _plain(optimizer)
+
+
+def _plain(optimizer: Any) -> _Recovered | None:
+    """A Keras 2 optimizer that is not a wrapper, by the Keras 3 class of the same name."""
+    import inspect
+
+    import keras
+
     if not isinstance(optimizer, dict) or not isinstance(optimizer.get("class_name"), str):
         return None
     name = optimizer["class_name"].rpartition(">")[2]
@@ -170,29 +218,54 @@ def recovered_optimizer(training_config: Any) -> dict[str, Any] | None:
     settings = optimizer.get("config")
     if not (isinstance(cls, type) and isinstance(settings, dict)):
         return None
+    if issubclass(cls, keras.optimizers.LossScaleOptimizer):
+        return None  # only as tf-keras' wrapper, handled by _loss_scaled
     accepted = set(inspect.signature(cls).parameters)
     kept = {k: v for k, v in settings.items() if k in accepted}
     dropped = sorted(k for k in settings if k not in accepted and k not in _KERAS2_ONLY)
-    described = ", ".join(
-        f"{k}={v!r}"
-        for k, v in kept.items()
-        if k in ("learning_rate", "momentum", "nesterov", "beta_1", "beta_2", "rho", "epsilon")
+    described = ", ".join(f"{k}={v!r}" for k, v in kept.items() if k in _DESCRIBED)
+    return _Recovered({"class_name": name, "config": kept}, f"{name}({described})", dropped)
+
+
+def _loss_scaled(settings: Any) -> _Recovered | None:
+    """tf-keras' LossScaleOptimizer config (or TF 2.3's, with a ``loss_scale`` object)."""
+    if not isinstance(settings, dict):
+        return None
+    inner = _plain(settings.get("inner_optimizer", settings.get("optimizer")))
+    if inner is None:
+        return None
+    dynamic = settings.get("dynamic", True)
+    scale = settings.get("initial_scale", 2.0**15)
+    steps = settings.get("dynamic_growth_steps", 2000)
+    dropped = list(inner.dropped)
+    old = settings.get("loss_scale")  # TF 2.3 and before
+    if isinstance(old, dict) and isinstance(old.get("config"), dict):
+        dynamic = old.get("class_name") == "DynamicLossScale"
+        scale = old["config"].get("initial_loss_scale" if dynamic else "loss_scale_value", scale)
+        steps = old["config"].get("increment_period", steps)
+        if dynamic and old["config"].get("multiplier", 2) != 2:
+            dropped.append("multiplier")  # Keras 3 doubles and halves
+    if not (isinstance(scale, (int, float)) and isinstance(steps, int)):
+        return None
+    if dynamic is False:
+        # Keras 3 multiplies the loss by loss_scale_factor and divides the gradients by it.
+        fixed = dict(inner.config, config={**inner.config["config"], "loss_scale_factor": scale})
+        described = f"{inner.described} with a fixed loss scale of {scale!r}"
+        return _Recovered(fixed, described, dropped)
+    config = {
+        "class_name": "LossScaleOptimizer",
+        "config": {
+            # With its module, which Keras 3's LossScaleOptimizer.from_config needs to find it.
+            "inner_optimizer": {"module": "keras.optimizers", "registered_name": None, **inner.config},
+            "initial_scale": scale,
+            "dynamic_growth_steps": steps,
+        },
+    }
+    described = (
+        f"LossScaleOptimizer({inner.described}, initial_scale={scale!r}, "
+        f"dynamic_growth_steps={steps!r})"
     )
-    warnings.warn(
-        f"layerhub: the Keras 2 optimizer was restored as {name}({described}) from its saved "
-        "configuration, but not its state (iterations, momentum or moment slots): training "
-        "resumes from a fresh optimizer state"
-        + (
-            f"; settings Keras 3 has no equivalent for were dropped: {', '.join(dropped)}"
-            if dropped
-            else ""
-        ),
-        OptimizerStateWarning,
-        stacklevel=3,  # the caller of layerhub.load_model
-    )
-    recovered = dict(training_config)
-    recovered["optimizer_config"] = {"class_name": name, "config": kept}
-    return recovered
+    return _Recovered(config, described, dropped)
 
 
 def translate(
