@@ -124,9 +124,7 @@ def test_convert_handles_dict_inputs(
     tmp_path: Path,
     suffix: str,
 ) -> None:
-    result = run_cli(
-        "convert", str(keras2_dir / f"dict_inputs{suffix}"), str(tmp_path / "d.keras")
-    )
+    result = run_cli("convert", str(keras2_dir / f"dict_inputs{suffix}"), str(tmp_path / "d.keras"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "outputs vs tf-keras" in result.stdout
 
@@ -167,9 +165,10 @@ def test_a_shape_that_disagrees_is_refused_by_name() -> None:
 
 def test_weights_are_placed_by_name_whatever_their_order() -> None:
     norm = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="bn")])
-    values = {n: np.full((3,), i + 1.0, "float32") for i, n in enumerate(
-        ["moving_variance", "gamma", "moving_mean", "beta"]
-    )}
+    values = {
+        n: np.full((3,), i + 1.0, "float32")
+        for i, n in enumerate(["moving_variance", "gamma", "moving_mean", "beta"])
+    }
     stored = [keras2_weights.StoredWeight(("bn",), ((n,),), v) for n, v in values.items()]
     keras2_weights.place(norm, stored, "f.h5")
     layer = norm.get_layer("bn")

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 from layerhub._private.errors import LayerHubError
 from layerhub._private.loading import load_model, open_model

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks
+from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
 from layerhub._private.keras2_weights import (
     MAX_NESTING,
     Keras2Source,
     StoredWeight,
+    keras3_name,
+    slashless,
+    unslashed,
     weight_name_keys,
 )
 from layerhub._private.model_file import OpenedModel
@@ -55,7 +57,7 @@ def open_hdf5(file: Path) -> OpenedModel:
                 file=name,
                 config=new_config or config,
                 training=new_training or training,
-                weights=lambda: stored_weights(file, config),
+                weights=lambda: stored_weights(file, config_tree.copy(config)),
             )
         ),
     )
@@ -97,9 +99,11 @@ def _written_by_keras3(file: Path, name: str) -> bool:
         raise ModelFileError(f"{name} is corrupt: {shown(one_line(error))}") from error
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
-    return isinstance(version, str) and version.split(".")[0].isdigit() and int(
-        version.split(".")[0]
-    ) >= 3
+    return (
+        isinstance(version, str)
+        and version.split(".")[0].isdigit()
+        and int(version.split(".")[0]) >= 3
+    )
 
 
 def stored_weights(file: Path, config: dict[str, Any]) -> list[StoredWeight]:
@@ -109,13 +113,14 @@ def stored_weights(file: Path, config: dict[str, Any]) -> list[StoredWeight]:
     name = shown_path(file)
     try:
         with h5py.File(file, "r") as h5:
-            group = h5["model_weights"] if "model_weights" in h5 else h5
+            group = h5.get("model_weights", h5)
+            renamed = slashless(config)
             tree = _ModelTree(config, name)
             found = []
             for layer in _names(group.attrs.get("layer_names", [])):
                 members = group[layer]
                 for weight in _names(members.attrs.get("weight_names", [])):
-                    path, keys = tree.identify(layer, weight)
+                    path, keys = tree.identify(keras3_name(layer), unslashed(weight, renamed))
                     found.append(StoredWeight(path, (keys,), members[weight][()]))
             return found
     except ModelFileError:
@@ -131,45 +136,52 @@ def _names(values: Any) -> list[str]:
 
 
 class _ModelTree:
-    """The layer names of a Keras 2 model config, models nested in models included."""
+    """The layers of a Keras 2 model config by name, models nested in models included.
+
+    Keras 2 names a nested model's variables after their own layers only (``dense/kernel:0``),
+    not after the models holding them: a weight filed under a top-level model is found by the
+    one layer of that model, at any depth, whose name its variable name carries.
+    """
 
     def __init__(self, config: dict[str, Any], file: str) -> None:
         self.file = file
-        self.children: dict[tuple[str, ...], dict[str, bool]] = {}
+        self.containers: set[str] = set()
+        # top-level model name -> layer name -> paths of the layers of that name inside it
+        self.leaves: dict[str, dict[str, list[tuple[str, ...]]]] = {}
         stack: list[tuple[tuple[str, ...], Any]] = [((), config)]
         while stack:
             path, model = stack.pop()
             if len(path) > MAX_NESTING:
                 raise ModelFileError(f"{file}: its models nest deeper than layerhub walks")
-            members = self.children.setdefault(path, {})
             for layer in _layer_configs(model):
-                layer_name = _layer_name(layer)
-                if layer_name is None:
+                name = _layer_name(layer)
+                if name is None:
                     continue
-                nested = _MODEL_CLASSES.__contains__(layer.get("class_name"))
-                members[layer_name] = nested
-                if nested:
-                    stack.append(((*path, layer_name), layer))
+                inside = (*path, name)
+                if layer.get("class_name") in _MODEL_CLASSES:
+                    if not path:
+                        self.containers.add(name)
+                    stack.append((inside, layer))
+                elif path:
+                    self.leaves.setdefault(path[0], {}).setdefault(name, []).append(inside)
 
     def identify(self, top: str, weight: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(layer path, name inside the layer) of a weight filed under the top-level ``top``."""
-        if not self.children.get((), {}).get(top):
+        if top not in self.containers:
             return (top,), weight_name_keys(weight, top)
-        path: tuple[str, ...] = (top,)
-        parts = [p for p in weight.rpartition(":")[0].split("/") if p] if ":" in weight else []
-        parts = parts or [p for p in weight.split("/") if p]
-        while parts:
-            members = self.children.get(path, {})
-            index = next((i for i, p in enumerate(parts) if p in members), None)
-            if index is None:
+        parts = weight_name_keys(weight, "")
+        leaves = self.leaves.get(top, {})
+        for index, part in enumerate(parts):
+            paths = leaves.get(part, [])
+            # Same-named layers in different nested models: the models named before it decide.
+            narrowed = [p for p in paths if set(p[1:-1]) <= set(parts[:index])] or paths
+            if len(narrowed) == 1:
+                return narrowed[0], tuple(parts[index + 1 :]) or (part,)
+            if narrowed:
                 break
-            found = parts[index]
-            path, parts = (*path, found), parts[index + 1 :]
-            if not members[found]:
-                return path, tuple(parts) or (found,)
         raise ModelFileError(
-            f"{self.file}: the weight {shown(weight)} of model {shown(top)} names none of its "
-            "layers; the weights cannot be placed by identity"
+            f"{self.file}: the weight {shown(weight)} of model {shown(top)} names none (or more "
+            "than one) of its layers; the weights cannot be placed by identity"
         )
 
 
@@ -179,7 +191,9 @@ _MODEL_CLASSES: Final = frozenset({"Functional", "Sequential", "Model"})
 def _layer_configs(model: Any) -> list[dict[str, Any]]:
     inner = model.get("config") if isinstance(model, dict) else None
     layers = inner.get("layers") if isinstance(inner, dict) else None
-    return [layer for layer in layers if isinstance(layer, dict)] if isinstance(layers, list) else []
+    return (
+        [layer for layer in layers if isinstance(layer, dict)] if isinstance(layers, list) else []
+    )
 
 
 def _layer_name(layer: dict[str, Any]) -> str | None:

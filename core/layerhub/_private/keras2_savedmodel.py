@@ -19,7 +19,12 @@ from typing import Any, Final
 
 from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
-from layerhub._private.keras2_weights import MAX_NESTING, Keras2Source, StoredWeight
+from layerhub._private.keras2_weights import (
+    MAX_NESTING,
+    Keras2Source,
+    StoredWeight,
+    keras3_name,
+)
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
 from layerhub._private.untrusted import shown, shown_path
@@ -185,7 +190,7 @@ def layer_names(data: bytes) -> dict[int, str]:
             name = None
         node_id = fields.get(2, 0)
         if isinstance(name, str) and isinstance(node_id, int):
-            names[node_id] = name
+            names[node_id] = keras3_name(name)
     return names
 
 
@@ -205,8 +210,7 @@ def stored_weights(directory: Path, metadata: bytes) -> list[StoredWeight]:
         graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
         walk = _CheckpointWalk(graph, layer_names(metadata), shown_path(directory))
         return [
-            StoredWeight(layer, keys, reader.get_tensor(key))
-            for layer, keys, key in walk.weights()
+            StoredWeight(layer, keys, reader.get_tensor(key)) for layer, keys, key in walk.weights()
         ]
     except ModelFileError:
         raise

@@ -70,6 +70,43 @@ class Placed(NamedTuple):
     variable: Any
 
 
+def keras3_name(name: str) -> str:
+    """A Keras 2 layer name as Keras 3 takes it: Keras 3 refuses ``/`` in names, which Keras
+    Applications use (DenseNet's ``conv1/conv``)."""
+    return name.replace("/", "_")
+
+
+def slashless(config: dict[str, Any]) -> set[str]:
+    """Rename, in place, the layers whose Keras 2 names hold ``/``, and every reference to
+    them; return the old names (their weights' names must be read with them in mind)."""
+    from layerhub._private import config_tree
+
+    renamed: set[str] = set()
+    for node in config_tree.objects(config):
+        inner = node.get("config")
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        for layer in layers if isinstance(layers, list) else []:
+            if not isinstance(layer, dict):
+                continue
+            for holder in (layer, layer.get("config")):
+                name = holder.get("name") if isinstance(holder, dict) else None
+                if isinstance(holder, dict) and isinstance(name, str) and "/" in name:
+                    renamed.add(name)
+                    holder["name"] = keras3_name(name)
+    if renamed:
+        for item in config_tree.walk(config):
+            if isinstance(item, list) and item and isinstance(item[0], str) and item[0] in renamed:
+                item[0] = keras3_name(item[0])
+    return renamed
+
+
+def unslashed(name: str, renamed: Iterable[str]) -> str:
+    """A Keras 2 variable name with the renamed layer names in it written as Keras 3's."""
+    for old in sorted(renamed, key=len, reverse=True):
+        name = name.replace(old, keras3_name(old))
+    return name
+
+
 def weight_name_keys(name: str, layer_name: str) -> tuple[str, ...]:
     """A Keras 2 variable name (``bidirectional/forward_lstm/lstm_cell/kernel:0``) as the path
     inside its layer (``forward_lstm/lstm_cell/kernel``)."""
@@ -118,7 +155,9 @@ def _match_layer(
     pairs: list[Placed] = []
     waiting: list[StoredWeight] = []
     for weight in weights:
-        keys = set(weight.keys) | {(*k[:-1], renames[k[-1]]) for k in weight.keys if k[-1] in renames}
+        keys = set(weight.keys) | {
+            (*k[:-1], renames[k[-1]]) for k in weight.keys if k[-1] in renames
+        }
         found = [i for i, (names, _) in free.items() if names & keys]
         if len(found) == 1:
             pairs.append(Placed(weight, free.pop(found[0])[1]))

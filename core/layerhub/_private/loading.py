@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, keras2, keras2_hdf5, keras2_weights, resolve
+from layerhub._private import checks, config_tree, keras2, keras2_hdf5, keras2_weights, resolve
 from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.keras2_hdf5 import open_hdf5
 from layerhub._private.keras2_savedmodel import open_savedmodel
@@ -91,6 +91,10 @@ def load_model(
             training = keras2.recovered_optimizer(opened.training_config)
         resolved = {n.name for n in needed} | set(objects)
         config = keras2.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
+        # Renamed in place, so on a copy when translation made none: the record keeps the
+        # file's own names.
+        config = config_tree.copy(config) if config is opened.config else config
+        keras2_weights.slashless(config)
     config = _upgraded(config, opened.manifest, registry)
     with (
         opened.source(None if config is opened.config else config, training) as source,
@@ -146,9 +150,7 @@ def _keras2_load(
         model = saving_utils.model_from_config(source.config, custom_objects=names)
     keras2_weights.place(model, stored, source.file)
     if compile and isinstance(source.training, dict):
-        model.compile(
-            **saving_utils.compile_args_from_training_config(source.training, names)
-        )
+        model.compile(**saving_utils.compile_args_from_training_config(source.training, names))
         saving_utils.try_build_compiled_arguments(model)
     return model
 
