@@ -93,6 +93,24 @@ def nested_sequential_bn():
     return keras.Model(inputs, outputs), [normal(3, 4)]
 
 
+def nested_norm_stack():
+    # Past the first Dense, every weight of the inner model is a vector of 6: variables taken in
+    # the checkpoint's order (layer by layer) instead of Keras' (trainable first) fit every slot,
+    # so a reader that places them by position loads wrong numbers without any error.
+    inner = keras.Sequential(
+        [
+            L.Dense(6),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.LayerNormalization(),
+            L.BatchNormalization(),
+        ],
+        name="norms",
+    )
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, L.Dense(3)(inner(inputs))), [normal(3, 4)]
+
+
 def nested_functional_bn():
     # BatchNormalization at three depths: the outer model, the middle one, the innermost one.
     deep_in = keras.Input((6,))
@@ -247,6 +265,7 @@ def efficientnet_b0():
 
 BUILDERS = {
     "nested_sequential_bn": nested_sequential_bn,
+    "nested_norm_stack": nested_norm_stack,
     "nested_functional_bn": nested_functional_bn,
     "shared_dense": shared_dense,
     "dict_io": dict_io,

@@ -34,6 +34,7 @@ BOTH = ("h5", "savedmodel")
 # the generator stops writing fails test_the_corpus_holds_every_case instead of vanishing).
 FORMATS: dict[str, tuple[str, ...]] = {
     "nested_sequential_bn": BOTH,
+    "nested_norm_stack": BOTH,
     "nested_functional_bn": BOTH,
     "shared_dense": BOTH,
     "dict_io": BOTH,
@@ -84,6 +85,7 @@ import numpy as np
 corpus, out = Path(sys.argv[1]), Path(sys.argv[2])
 index = json.loads((corpus / "index.json").read_text())["models"]
 report = {"import_seconds": round(time.perf_counter() - started, 2), "cases": {}}
+report["module"] = $module.__file__  # which copy of layerhub (or tf-keras) was tested
 
 
 def first_line(error):
@@ -117,11 +119,13 @@ for name, entry in index.items():
 """)
 LOAD_WITH_LAYERHUB = LOADER.substitute(
     imports="import keras\nimport layerhub",
+    module="layerhub",
     load="layerhub.load_model",
     flatten="keras.tree.flatten",
 )
 LOAD_WITH_TF_KERAS = LOADER.substitute(
     imports="import tensorflow as tf\nimport tf_keras as keras",
+    module="keras",
     load="keras.models.load_model",
     flatten="tf.nest.flatten",
 )
