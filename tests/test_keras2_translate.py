@@ -471,8 +471,12 @@ def loss_scaled(class_name: str, inner: dict[str, Any], **settings: Any) -> dict
         # tf-keras 2.11+ in an .h5 file: the inner optimizer in Keras 3's own form.
         loss_scaled(
             "LossScaleOptimizerV3",
-            {"module": "keras.optimizers", "class_name": "Adam", "config": KERAS2_ADAM,
-             "registered_name": None},  # fmt: skip
+            {
+                "module": "keras.optimizers",
+                "class_name": "Adam",
+                "config": KERAS2_ADAM,
+                "registered_name": None,
+            },
             dynamic=True,
             initial_scale=1024.0,
             dynamic_growth_steps=10,
@@ -500,8 +504,11 @@ def loss_scaled(class_name: str, inner: dict[str, Any], **settings: Any) -> dict
                 "optimizer": {"class_name": "Adam", "config": KERAS2_ADAM},
                 "loss_scale": {
                     "class_name": "DynamicLossScale",
-                    "config": {"initial_loss_scale": 1024.0, "increment_period": 10,
-                               "multiplier": 2.0},  # fmt: skip
+                    "config": {
+                        "initial_loss_scale": 1024.0,
+                        "increment_period": 10,
+                        "multiplier": 2.0,
+                    },
                 },
             },
         },

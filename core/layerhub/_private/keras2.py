@@ -256,7 +256,11 @@ def _loss_scaled(settings: Any) -> _Recovered | None:
         "class_name": "LossScaleOptimizer",
         "config": {
             # With its module, which Keras 3's LossScaleOptimizer.from_config needs to find it.
-            "inner_optimizer": {"module": "keras.optimizers", "registered_name": None, **inner.config},
+            "inner_optimizer": {
+                "module": "keras.optimizers",
+                "registered_name": None,
+                **inner.config,
+            },
             "initial_scale": scale,
             "dynamic_growth_steps": steps,
         },
@@ -290,7 +294,7 @@ def translate(
         ModelFileError: a layer uses a Keras 2 feature Keras 3 has no equivalent for.
     """
     fixed = _copied(config)
-    changed = _translate_layers(fixed, resolved)
+    changed = False
     for node in _policies(fixed):
         for key, value in list(node.items()):
             if _policy_name(value) is not None:
@@ -303,6 +307,8 @@ def translate(
             changed = True
     for model in config_tree.objects(fixed):
         changed |= _renumber_nested_models(model)
+    # After the Lambda fixes, which read the "<key>_type" keys a wrapped Lambda then loses.
+    changed |= _translate_layers(fixed, resolved)
     return fixed if changed else None
 
 
@@ -350,7 +356,9 @@ def _translate_layers(config: dict[str, Any], resolved: Callable[[str], bool]) -
     return changed
 
 
-def _apply(rule: Drop | DropIf | Rename | Refuse, inner: dict[str, Any], key: str, name: str) -> None:
+def _apply(
+    rule: Drop | DropIf | Rename | Refuse, inner: dict[str, Any], key: str, name: str
+) -> None:
     value = inner[key]
     if isinstance(rule, Rename):
         inner[rule.to] = inner.pop(key)

@@ -56,13 +56,13 @@ class Replaced:
 
 
 _TIME_MAJOR: Final = DropIf(
-    False, "time_major=True (time-major [time, batch, ...] inputs; Keras 3 RNNs are batch-major)"
+    False, "time-major inputs ([time, batch, ...]; Keras 3's are batch-major)"
 )
-_CONSTANTS: Final = Refuse("constants passed to the RNN cell (num_constants)")
+_CONSTANTS: Final = Refuse("constants passed to the RNN cell")
 _IMPLEMENTATION: Final = Drop(
     "modes 1 and 2 compute the same function, batching the matrix products differently"
 )
-_GROUPS: Final = DropIf(1, "groups other than 1")
+_GROUPS: Final = DropIf(1, "grouped depthwise, separable or transposed convolutions")
 _RNG: Final = Drop("Keras 3 draws from its own seed generator; streams never matched tf-keras'")
 _NO_WEIGHTS: Final = Drop("the layer has no weights, so trainable has no effect")
 _UNUSED_KERNEL: Final = Drop(
@@ -104,18 +104,30 @@ def _rules() -> dict[str, dict[str, Rule]]:
     add(("MultiHeadAttention",), "softmax_robust_masking", Drop("Keras 3 masks robustly"))
     add(("Softmax",), "robust_masking", Drop("Keras 3 masks robustly"))
     add(_RANDOM, "rng_type", _RNG)
-    add(("Discretization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"), "trainable",
-        _NO_WEIGHTS)  # fmt: skip
+    add(
+        ("Discretization", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"),
+        "trainable",
+        _NO_WEIGHTS,
+    )
     add(("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"), "noise_shape", _NOISE_SHAPE)
-    add(("BatchNormalization", "SyncBatchNormalization"), "virtual_batch_size",
-        Refuse("virtual (ghost) batch normalization, virtual_batch_size"))  # fmt: skip
+    add(
+        ("BatchNormalization", "SyncBatchNormalization"),
+        "virtual_batch_size",
+        Refuse("virtual (ghost) batch normalization"),
+    )
     # Keras 3's legacy loader turns the string "dot" into its keras.layers.dot function, which
     # Attention then rejects; "dot" is Keras 3's default.
     add(("Attention",), "score_mode", DropIf("dot", "", keep_others=True))
+    # Keras 3's Lambda keeps a saved mask as the list it reads, and would return it as the mask.
+    for key in ("mask", "mask_type", "mask_module"):
+        add(("Lambda",), key, Refuse("a Lambda's mask function (Keras 3 does not read one back)"))
     add(("LeakyReLU",), "alpha", Rename("negative_slope"))
     add(("ThresholdedReLU",), "theta", Rename("threshold"))
-    add(("Embedding",), "input_length",
-        Drop("tf-keras made it the input shape, which the config holds as batch_input_shape"))  # fmt: skip
+    add(
+        ("Embedding",),
+        "input_length",
+        Drop("tf-keras made it the input shape, which the config holds as batch_input_shape"),
+    )
     return table
 
 
