@@ -247,3 +247,66 @@ def test_processes_saving_to_one_path_leave_one_complete_model(tmp_path: Path) -
             if process.poll() is None:
                 process.kill()
             process.communicate()
+
+
+# Eight threads make the first loads of a fresh process, which has imported layerhub but not
+# Keras: some go straight to resolving names against Keras' registry while another is still
+# importing Keras (before issue 25, "partially initialized module 'keras'" in most runs).
+FIRST_LOADS = """
+import json, sys, threading
+import layerhub
+
+assert "keras" not in sys.modules and "numpy" not in sys.modules
+cases = json.loads(open(sys.argv[1]).read())
+errors, results = [], {}
+barrier = threading.Barrier(8)
+
+def work(index):
+    case = cases[index % len(cases)]
+    try:
+        barrier.wait()
+        model = layerhub.load_model(case["path"])
+        import numpy as np  # after the load: importing it first shortens Keras' import
+
+        got = np.asarray(model(np.load(case["x"]), training=False))
+        results[index] = bool(np.allclose(got, np.load(case["y"]), rtol=1e-5, atol=1e-6))
+    except BaseException as error:
+        errors.append(f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}")
+
+workers = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+print(json.dumps({"errors": errors, "results": results}))
+"""
+FIRST_LOAD_PROCESSES = 4
+
+
+@pytest.mark.slow
+def test_the_first_loads_of_a_fresh_process_from_eight_threads(tmp_path: Path) -> None:
+    from layerhub_scale import Scale
+
+    inputs = keras.Input((3,))
+    x = np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3)
+    np.save(tmp_path / "x.npy", x)
+    scaled = keras.Model(inputs, Scale(gamma_initializer="random_normal")(inputs))
+    plain = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    layerhub.save_model(scaled, tmp_path / "scaled.keras")
+    plain.save(tmp_path / "plain.h5")
+    case = {}
+    for name, model in (("scaled.keras", scaled), ("plain.h5", plain)):
+        np.save(tmp_path / f"{name}.y.npy", keras.ops.convert_to_numpy(model(x)))
+        case[name] = {
+            "path": str(tmp_path / name),
+            "x": str(tmp_path / "x.npy"),
+            "y": str(tmp_path / f"{name}.y.npy"),
+        }
+    # One thread in four imports Keras for a Keras 2 file; the others resolve a plugin's name.
+    cases = [case["plain.h5"], *[case["scaled.keras"]] * 3]
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    for _ in range(FIRST_LOAD_PROCESSES):
+        result = run_in_fresh_interpreter(FIRST_LOADS, str(tmp_path / "cases.json"))
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert report["errors"] == []
+        assert report["results"] == {str(i): True for i in range(8)}
