@@ -40,7 +40,8 @@ MALFORMED = {
     "empty_plugin_name": "[layerhub]\n = layerhub_bad\n[layerhub.layers]\nBad = layerhub_bad:Bad\n",
     "plugin_not_a_module": "[layerhub]\nlayerhub_bad = no such module!\n"
     "[layerhub.layers]\nBad = layerhub_bad:Bad\n",
-    "object_value_garbage": "[layerhub]\nlayerhub_bad = layerhub_bad\n[layerhub.layers]\nBad = !!!\n",
+    "object_value_garbage": "[layerhub]\nlayerhub_bad = layerhub_bad\n"
+    "[layerhub.layers]\nBad = !!!\n",
     "object_name_with_escape": "[layerhub]\nlayerhub_bad = layerhub_bad\n"
     "[layerhub.layers]\nB\x1bad = layerhub_bad:Bad\n",
 }
@@ -76,7 +77,8 @@ def test_an_unparseable_entry_points_txt_marks_its_distribution_broken(
     registry = Registry()
     (bad,) = [r for r in registry.list() if r.distribution == "layerhub-bad"]
     assert bad.status == "broken"
-    assert bad.error is not None and "entry_points.txt that cannot be parsed" in bad.error
+    assert bad.error is not None
+    assert "entry_points.txt that cannot be parsed" in bad.error
     assert bad in registry.problems()
     assert_listing_goes_on(registry)
 
@@ -100,10 +102,13 @@ def test_a_malformed_entry_point_marks_its_distribution_broken(
     bad_distribution(fake_dist, MALFORMED[kind].encode())
     registry = Registry()
     bad = [r for r in registry.list() if r.distribution == "layerhub-bad"]
-    assert bad and {r.status for r in bad} == {"broken"}
+    assert bad
+    assert {r.status for r in bad} == {"broken"}
     for record in bad:
-        assert record.error is not None and "malformed entry point" in record.error
-        assert "\x1b" not in record.error and "!!!" not in record.error  # described, not echoed
+        assert record.error is not None
+        assert "malformed entry point" in record.error
+        assert "\x1b" not in record.error
+        assert "!!!" not in record.error
         assert "\x1b" not in record.name
         with pytest.raises(BrokenPluginError):  # never imported: its module would exit
             registry.load_plugin(record.plugin)

@@ -160,7 +160,8 @@ def test_threads_asking_for_a_slow_plugin_wait_for_its_one_import(
         thread.join()
     assert errors == []
     assert counter.read_text() == "x"
-    assert len(got) == 8 and all(obj is got[0] for obj in got)
+    assert len(got) == 8
+    assert all(obj is got[0] for obj in got)
 
 
 # -- registrations outside the plugin's package -------------------------------------------------

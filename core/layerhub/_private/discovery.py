@@ -59,7 +59,7 @@ def _malformed(ep: metadata.EntryPoint) -> str | None:
     if not isinstance(name, str) or not isinstance(value, str):
         return f"an entry point in the {ep.group!r} group is not text"
     if ep.group == PLUGIN_GROUP:
-        good = _PLUGIN_NAME.fullmatch(name) and _MODULE.fullmatch(value)
+        good = bool(_PLUGIN_NAME.fullmatch(name) and _MODULE.fullmatch(value))
     else:
         good = (
             _object_name_ok(name) and bool(_OBJECT_VALUE.fullmatch(value)) and value.isprintable()
@@ -196,7 +196,9 @@ def _stem(dist: metadata.Distribution) -> str:
 def _placeholder(dist: metadata.Distribution, distribution: str) -> metadata.EntryPoint:
     """One object entry standing for a distribution whose entry points could not be read."""
     package = distribution.replace("-", "_")
-    return metadata.EntryPoint("?", package, OBJECT_GROUP)._for(dist)  # type: ignore[attr-defined]
+    entry: metadata.EntryPoint = metadata.EntryPoint("?", package, OBJECT_GROUP)
+    entry._for(dist)  # type: ignore[attr-defined]  # what importlib.metadata does for its own
+    return entry
 
 
 def mark_conflicts(records: list[LayerRecord]) -> list[LayerRecord]:

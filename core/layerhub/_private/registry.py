@@ -85,8 +85,9 @@ def import_keras() -> ModuleType:
     with _KERAS_LOCK:
         import keras
 
-        _keras_ready[:] = [keras]
-    return keras
+        module: ModuleType = keras
+        _keras_ready[:] = [module]
+    return module
 
 
 def _import_keras() -> None:

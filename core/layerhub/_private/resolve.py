@@ -241,10 +241,9 @@ def custom_objects_for(
         else:
             # The import registers it with Keras; naming it keeps the lookup to this call.
             objects[need.name] = registry.get(need.name)
-    if missing and all(n.compile_only for n in missing):
-        # The model's class may be a plugin's, known only now that its plugin is imported.
-        if compile_is_skipped(opened, objects):
-            return objects
+    # The model's class may be a plugin's, known only now that its plugin is imported.
+    if missing and all(n.compile_only for n in missing) and compile_is_skipped(opened, objects):
+        return objects
     if missing:
         raise missing_error(missing, opened.manifest)
     return objects
