@@ -584,3 +584,25 @@ def test_keras3_h5_file_of_plugin_layers_loads(tmp_path: Path) -> None:
     loaded = layerhub.load_model(path)
     for got, want in zip(predict(loaded, xs), predict(model, xs), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_keras3_h5_file_keeps_its_optimizer_state_without_a_warning(tmp_path: Path) -> None:
+    # Keras 3 restores the optimizer state of its own .h5 files; 0.1 took them for Keras 2 ones
+    # and warned that the state was lost.
+    import warnings
+
+    from layerhub._private.keras2 import OptimizerStateWarning
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    # A loss object: Keras 3 cannot read "mse" back from its own .h5 training config.
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.MeanSquaredError())
+    model.fit(np.ones((8, 3), "float32"), np.zeros((8, 2), "float32"), epochs=2, verbose=0)
+    path = tmp_path / "trained.h5"
+    keras.saving.save_model(model, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OptimizerStateWarning)
+        loaded = layerhub.load_model(path)
+    plain = keras.saving.load_model(path)
+    assert int(loaded.optimizer.iterations) == int(plain.optimizer.iterations) == 2
+    for mine, theirs in zip(loaded.optimizer.variables, plain.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
