@@ -82,7 +82,8 @@ def needs(
         model_names = config_tree.foreign_names(body)
         training_names = config_tree.foreign_names(opened.training_config) if compile else set()
     objects = dict(custom_objects or {})
-    by_module = {} if opened.keras2 else _keras_package_names(opened)
+    wanted = model_names | training_names
+    by_module = {} if opened.keras2 else _keras_package_names(opened, wanted)
     skipped = bool(training_names - model_names) and compile_is_skipped(opened, objects)
     records = registry.list()
     return [
@@ -93,7 +94,7 @@ def needs(
             name not in model_names,
             skipped and name not in model_names,
         )
-        for name in sorted(model_names | training_names)
+        for name in sorted(wanted)
     ]
 
 
@@ -111,8 +112,10 @@ def _keras_if_imported() -> ModuleType | None:
     return _keras() if sys.modules.get("keras") is not None else None
 
 
-def _keras_package_names(opened: OpenedModel) -> dict[str, bool]:
+def _keras_package_names(opened: OpenedModel, wanted: set[str]) -> dict[str, bool]:
     """Registered name -> whether Keras resolves it by importing the module the file names.
+
+    Only for the ``wanted`` names: Keras is imported only when a file needs something of it.
 
     Keras imports a class's module by itself when its package is ``keras``, ``keras_hub``,
     ``keras_cv`` or ``keras_nlp`` (and it is installed), and takes the class found there.
@@ -121,7 +124,7 @@ def _keras_package_names(opened: OpenedModel) -> dict[str, bool]:
     trees = (opened.config, opened.training_config)
     for node in (n for tree in trees for n in config_tree.objects(tree)):
         name, module = node.get("registered_name"), node.get("module")
-        if not isinstance(name, str) or not isinstance(module, str):
+        if name not in wanted or not isinstance(module, str):
             continue
         if module.partition(".")[0] in config_tree.KERAS_PACKAGES and not found.get(name):
             found[name] = keras_class(module, node["class_name"]) is not None
