@@ -193,7 +193,9 @@ def _save_directory(model: Any, target: Path, registry: Registry, options: dict[
             tempfile.mkdtemp(prefix=f".{_cut(target.name)}.", suffix=TEMP_MARKER, dir=parent)
         )
     except OSError as error:
-        raise ModelFileError(f"cannot write into {shown_path(parent)}: {one_line(error)}") from error
+        raise ModelFileError(
+            f"cannot write into {shown_path(parent)}: {one_line(error)}"
+        ) from error
     old = staging.with_name(staging.name + ".old")
     try:
         staging.rmdir()  # Keras makes the directory itself
