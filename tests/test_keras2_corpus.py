@@ -259,9 +259,33 @@ def test_tf_keras_reload_gives_the_stored_outputs(
     assert_close(name, tf_keras_loads.outputs(name, fmt), expected_outputs(corpus, name))
 
 
+# A subclassed model's layers exist only in its Python code: the SavedModel's config names the
+# class and its arguments, and no installed plugin provides the class.
+REFUSED = {("subclassed", "savedmodel"): "holds a subclassed Keras 2 model (Subclassed)"}
+
+
 @keras2
-@pytest.mark.parametrize(("name", "fmt"), CASES, ids=[case_id(c) for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [c for c in CASES if c not in REFUSED],
+    ids=[case_id(c) for c in CASES if c not in REFUSED],
+)
 def test_layerhub_loads_the_keras2_model_as_tf_keras_computes_it(
     corpus: Path, layerhub_loads: Loads, name: str, fmt: str
 ) -> None:
     assert_close(name, layerhub_loads.outputs(name, fmt), expected_outputs(corpus, name))
+
+
+@keras2
+@pytest.mark.parametrize(
+    ("name", "fmt"), sorted(REFUSED), ids=[case_id(c) for c in sorted(REFUSED)]
+)
+def test_layerhub_refuses_what_it_cannot_rebuild_in_one_line(
+    layerhub_loads: Loads, name: str, fmt: str
+) -> None:
+    case = layerhub_loads.report["cases"][f"{name}/{fmt}"]
+    assert "error" in case
+    assert case["stage"] == "load"
+    assert case["error"].startswith("layerhub._private.errors.ModelFileError: "), case["error"]
+    assert REFUSED[(name, fmt)] in case["error"]
+    assert "\n" not in case["error"]
