@@ -327,3 +327,18 @@ def test_a_function_named_like_a_keras_one_is_left_to_keras(tmp_path: Path) -> N
     # Keras refuses the module it names, but layerhub must not report "relu" as missing.
     with pytest.raises(ModelFileError, match="could not be rebuilt by Keras"):
         layerhub.load_model(path)
+
+
+def test_keras_deserialisation_errors_keep_their_cause_not_the_config(tmp_path: Path) -> None:
+    # Keras puts the whole config first and the cause after it; the cause is what a user needs.
+    def bad_units(config: dict[str, Any]) -> None:
+        config["config"]["layers"][-1]["config"]["units"] = "many"
+
+    path = dense_file(tmp_path / "units.keras", bad_units)
+    with pytest.raises(layerhub.ModelFileError) as caught:
+        layerhub.load_model(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "config=" not in message
+    assert "Exception encountered" not in message
+    assert "units" in message.partition("could not be rebuilt by Keras: ")[2]

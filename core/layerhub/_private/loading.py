@@ -164,9 +164,24 @@ def keras_errors(file: Path) -> Iterator[None]:
         raise
     except Exception as error:
         raise ModelFileError(
-            f"{shown_path(file)} could not be rebuilt by Keras: {shown(one_line(error), 300)}"
+            f"{shown_path(file)} could not be rebuilt by Keras: {shown(keras_reason(error), 300)}"
             "; check it with 'layerhub inspect', or load it with the Keras that wrote it"
         ) from error
+
+
+_CAUSE: Final = "Exception encountered:"
+
+
+def keras_reason(error: BaseException) -> str:
+    """One line of what Keras said, with the cause it puts after a whole config when it fails
+    to deserialise an object ("Error when deserializing class 'Conv2D' using config={...}.
+    Exception encountered: <the cause>")."""
+    text = str(error).strip()
+    if _CAUSE not in text:
+        return one_line(error)
+    head = text.splitlines()[0].split(" using config=")[0].split(" could not be deserialized")[0]
+    cause = text.rsplit(_CAUSE, 1)[1].strip().splitlines()
+    return f"{type(error).__name__}: {head.rstrip('.:')}: {cause[0] if cause else '?'}"
 
 
 def _upgraded(config: dict[str, Any], saved: Manifest | None, registry: Registry) -> dict[str, Any]:
