@@ -407,7 +407,8 @@ def test_load_model_names_the_refused_layer(dumped: dict[str, Any], tmp_path: Pa
 
 # -- real tf-keras models ----------------------------------------------------------------------
 
-# Runs under tf-keras: each model saved as NAME.h5 with its input and tf-keras' output.
+# Runs under tf-keras: each model saved as NAME.h5 (and a SavedModel directory NAME, unless
+# told not to) with its input and tf-keras' output.
 MODELS = r"""
 import os, sys
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -418,8 +419,10 @@ out = sys.argv[1]
 rng = np.random.default_rng(24)
 
 
-def save(name, model, x):
+def save(name, model, x, savedmodel=True):
     model.save(os.path.join(out, name + ".h5"))
+    if savedmodel:
+        model.save(os.path.join(out, name), save_format="tf")
     np.save(os.path.join(out, name + ".x.npy"), x)
     np.save(os.path.join(out, name + ".y.npy"), np.asarray(model(x, training=False), "float32"))
 
@@ -446,7 +449,7 @@ model = keras.Model(inputs, keras.layers.Dense(2, dtype="float32")(hidden))
 model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
 features = rng.normal(size=(8, 4)).astype("float32")
 model.fit(features, rng.normal(size=(8, 2)).astype("float32"), epochs=1, batch_size=8, verbose=0)
-save("mixed_float16", model, features)
+save("mixed_float16", model, features, savedmodel=False)
 """
 
 
@@ -465,11 +468,14 @@ def outputs(model: Any, x: Any) -> Any:
     return np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), dtype="float32")
 
 
+@pytest.mark.parametrize("suffix", [".h5", ""], ids=["h5", "savedmodel"])
 @pytest.mark.parametrize("name", ["mobilenetv2", "efficientnetb0", "rnn"])
-def test_keras2_applications_and_rnns_load_and_predict_as_tf_keras(models: Path, name: str) -> None:
+def test_keras2_applications_and_rnns_load_and_predict_as_tf_keras(
+    models: Path, name: str, suffix: str
+) -> None:
     import numpy as np
 
-    model = layerhub.load_model(models / f"{name}.h5", compile=False)
+    model = layerhub.load_model(models / f"{name}{suffix}", compile=False)
     x, y = np.load(models / f"{name}.x.npy"), np.load(models / f"{name}.y.npy")
     np.testing.assert_allclose(outputs(model, x), y, rtol=0, atol=1e-4)
 
