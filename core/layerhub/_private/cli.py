@@ -272,6 +272,30 @@ def _print_requirements(needs: Sequence[Any], saved: Any) -> int:
     return EXIT_OK
 
 
+# -- requirements ---------------------------------------------------------------------------------
+
+
+def cmd_requirements(args: argparse.Namespace) -> int:
+    """The requirement lines a worker needs for this file, for ``pip install -r``."""
+    from layerhub._private import engines
+    from layerhub._private.loading import open_model
+
+    if open_model(args.model).keras2 and not args.verbose:
+        _import_keras_quietly()
+    found = engines.needs_of(args.model)
+    lines = [*engines.core_requirements(), *found.lines] if args.with_core else list(found.lines)
+    unknown = [shown(name) for name in found.unknown]
+    if args.json:
+        print(json.dumps({"requirements": lines, "unknown": unknown, "ok": not unknown}, indent=2))
+    else:
+        _emit(lines)
+    if unknown:
+        if not args.json:
+            print(f"{PROG}: no distribution is known for {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
 def _origin(opened: Any) -> str:
     if opened.keras2:
         return ""
@@ -547,6 +571,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the plugin requirements (name==version), for pip install -r",
     )
 
+    p = command("requirements", cmd_requirements, "what a worker needs to install for a model file")
+    p.add_argument("model", metavar="MODEL", help=".keras or .h5 file, or SavedModel directory")
+    p.add_argument(
+        "--with-core",
+        action="store_true",
+        help="also keras and layerhub, pinned to the versions installed here",
+    )
+
     command("doctor", cmd_doctor, "import every plugin and report broken or inconsistent ones")
 
     p = command("convert", cmd_convert, "convert a Keras 2 model to .keras and check the result")
@@ -634,6 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Plugin problems are reported in the output (status column, doctor), not as warnings.
             if not debug:
                 warnings.simplefilter("ignore", PluginWarning)
+                warnings.showwarning = _warning_line
             return handler(args)
     except (UsageError, LayerHubError, OSError) as error:
         return _fail(error, debug, EXIT_USAGE, as_json=as_json)
@@ -642,6 +675,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         hint = " (run with --debug for the traceback)"
         return _fail(error, debug, EXIT_PROBLEM, hint=hint, as_json=as_json)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A warning as one escaped line on stderr, not Python's source line of the call."""
+    text = str(message).removeprefix(f"{PROG}: ")
+    print(f"{PROG}: warning: {shown(text, MAX_MESSAGE)}", file=sys.stderr)
 
 
 def _tolerant_output() -> None:

@@ -77,7 +77,7 @@ class Conversion(NamedTuple):
         return [
             f"converted {shown_path(self.source)} ({self.description}) -> {self.target}",
             f"  plugin objects: {used}",
-            f"  weights: {self.weights:,}",
+            f"  parameters: {self.weights:,}",
             f"  reloaded in a fresh interpreter: max |difference| = {self.max_difference:.3g} "
             f"(atol {self.atol:g}): {'ok' if self.max_difference <= self.atol else 'DIFFERENT'}",
             *(self.verification.lines() if self.verification else []),
