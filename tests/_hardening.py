@@ -146,3 +146,84 @@ def plugin(
         modules={f"{name}/__init__.py": source},
         **kwargs,
     )
+
+
+# Kinds of hostile input, shared by the matrix in test_hardening_kinds --------------------------
+
+# Text a terminal would act on, or cannot encode: each must reach no sink raw.
+HOSTILE_TEXT = {
+    "esc": "\x1b[2J\x1b[31m",
+    "bel": "\x07",
+    "newline": "\nlayerhub: ok",
+    "rlo": "\u202egnp.exe",
+    "nul": "\x00",
+    "surrogate": "\ud800",
+}
+# How shown() writes each of them.
+HOSTILE_SHOWN = {
+    "esc": "\\x1b[2J\\x1b[31m",
+    "bel": "\\x07",
+    "newline": "\\nlayerhub: ok",
+    "rlo": "\\u202egnp.exe",
+    "nul": "\\x00",
+    "surrogate": "\\ud800",
+}
+_RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def raw_control(text: str) -> str | None:
+    """The first character of ``text`` a terminal would act on (newlines and tabs aside)."""
+    found = _RAW.search(text)
+    return None if found is None else found.group()
+
+
+# Run beside a load that may block on a FIFO: after the timeout it opens the FIFOs' writing ends
+# and closes them (a blocked reader then sees end of file), for a while, then exits.
+_WATCHDOG = """
+import os, sys, time
+seconds, fifos = float(sys.argv[1]), sys.argv[2:]
+time.sleep(seconds)
+end = time.monotonic() + 30
+while time.monotonic() < end:
+    for fifo in fifos:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    time.sleep(0.05)
+"""
+
+
+def outcome_within(call: Callable[[], Any], seconds: float, fifos: list[Path]) -> Any:
+    """``call()``'s result or exception; ``AssertionError`` if it took ``seconds`` or more.
+
+    A load that blocks on a FIFO fails the test instead of hanging the suite. The unblocking
+    comes from another process: a thread could not do it, since h5py holds the GIL while
+    HDF5 waits in ``open`` (the whole interpreter stops).
+    """
+    import subprocess
+    import time
+
+    watchdog = (
+        subprocess.Popen(
+            [sys.executable, "-I", "-c", _WATCHDOG, str(seconds), *map(str, fifos)],
+            cwd="/",
+        )
+        if fifos
+        else None
+    )
+    started = time.monotonic()
+    try:
+        outcome: Any = call()
+    except BaseException as error:  # noqa: BLE001 - the test judges it
+        outcome = error
+    finally:
+        if watchdog is not None:
+            watchdog.kill()
+            watchdog.wait()
+    elapsed = time.monotonic() - started
+    if elapsed >= seconds:
+        raise AssertionError(
+            f"blocked for {elapsed:.0f} s (a FIFO opened or read?); then: {outcome!r:.300}"
+        )
+    return outcome

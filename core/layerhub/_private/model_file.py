@@ -91,10 +91,12 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
 
 
 def _directory_kind(folder: Path) -> str:
+    # Which file is there decides the format; whether it is readable is the reader's to say
+    # (a FIFO named config.json is a model directory that its reader refuses).
     try:
-        if (folder / "saved_model.pb").is_file():
+        if os.path.lexists(folder / "saved_model.pb"):
             return "savedmodel"
-        if (folder / "config.json").is_file():
+        if os.path.lexists(folder / "config.json"):
             return "keras_dir"
     except (OSError, ValueError) as error:  # a symlink loop, a name too long ...
         why = os_reason(error) if isinstance(error, OSError) else "holds a NUL character"
