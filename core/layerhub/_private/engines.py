@@ -127,10 +127,12 @@ def plugin_lines(needs: Sequence[Any], saved: Any) -> Requirements:
     lines: set[str] = set()
     unknown: list[str] = []
     for need in needs:
-        if need.by_keras:
-            continue
         entry = resolve.missing_entry(need.name, saved.get(need.name))
         installed = [p for p in need.providers if p.distribution is not None]
+        if need.by_keras and entry.distribution is None and not installed:
+            # Keras' own packages, or the caller's class: nothing a plugin provides. A plugin
+            # class that an import here registered with Keras is still needed on a worker.
+            continue
         if entry.distribution is not None and entry.version is not None:
             lines.add(f"{entry.distribution}=={entry.version}")
         elif installed:
