@@ -40,7 +40,9 @@ from layerhub._private.checks import MAX_CONFIG_DEPTH, MAX_MEMBER_BYTES
 from layerhub._private.loading import open_model
 from layerhub.testing import run_in_fresh_interpreter
 
-FORMATS = ["keras", "keras_dir", "h5", "savedmodel"]
+# keras_hub: a model directory as the Hugging Face Hub cache lays it out, every file a symlink
+# into a store of blobs (what ``hf://`` loads).
+FORMATS = ["keras", "keras_dir", "keras_hub", "h5", "savedmodel"]
 KERAS2 = {"h5", "savedmodel"}
 NOT_YET = "h5/SavedModel readers not yet on the boundary"
 # The upgrade path is loading.py's (a copy.deepcopy of the config), not a reader's.
@@ -88,7 +90,17 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (folder / "metadata.json").write_text(json.dumps(metadata))
     (folder / "assets").mkdir(exist_ok=True)
     (folder / "assets" / "vocabulary.txt").write_text("a\nb\n")
-    paths = {"keras": archive, "keras_dir": folder}
+    hub = root / "hub"
+    (hub / "blobs").mkdir(parents=True)
+    snapshot = hub / "snapshots" / "0123abc"
+    for file in sorted(folder.rglob("*")):
+        if file.is_file():
+            blob = hub / "blobs" / f"blob{len(list((hub / 'blobs').iterdir()))}"
+            shutil.copyfile(file, blob)
+            link = snapshot / file.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(os.path.relpath(blob, link.parent))
+    paths = {"keras": archive, "keras_dir": folder, "keras_hub": snapshot}
     if importlib.util.find_spec("tf_keras") is not None:
         run_in_fresh_interpreter(
             KERAS2_WRITER, str(root), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300
@@ -104,6 +116,9 @@ def model(originals: dict[str, Path], tmp_path: Path, request: pytest.FixtureReq
     if fmt not in originals:
         pytest.skip("tf-keras (a test dependency) is not installed")
     source = originals[fmt]
+    if fmt == "keras_hub":  # the snapshot and its blobs, links kept
+        shutil.copytree(source.parents[1], tmp_path / "hub", symlinks=True)
+        return tmp_path / "hub" / source.relative_to(source.parents[1])
     target = tmp_path / source.name
     if source.is_dir():
         shutil.copytree(source, target)
@@ -143,10 +158,10 @@ def edit_config(path: Path, fmt: str, change: Callable[[dict[str, Any]], None]) 
         config = json.loads(members["config.json"])
         change(config)
         H.write_members(path, {**members, "config.json": H.dumps(config)}, comment)
-    elif fmt == "keras_dir":
+    elif fmt in ("keras_dir", "keras_hub"):
         config = json.loads((path / "config.json").read_text())
         change(config)
-        (path / "config.json").write_bytes(H.dumps(config))
+        (path / "config.json").resolve().write_bytes(H.dumps(config))
     elif fmt == "h5":
         with h5py.File(path, "r+") as h5:
             config = json.loads(h5.attrs["model_config"])
@@ -177,7 +192,7 @@ def edit_manifest(path: Path, fmt: str, change: Callable[[dict[str, Any]], None]
     else:
         metadata = json.loads((path / "metadata.json").read_text())
         change(metadata["layerhub"])
-        (path / "metadata.json").write_bytes(H.dumps(metadata))
+        (path / "metadata.json").resolve().write_bytes(H.dumps(metadata))
 
 
 def first_dense(config: Any) -> dict[str, Any]:
@@ -256,6 +271,16 @@ def edit_root_metadata(directory: Path, change: Callable[[dict[str, Any]], None]
     file.write_bytes(_encode(rebuilt))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_loads_untouched(model: Path, fmt: str) -> None:
+    """The control: each pristine model loads, so every refusal below is the input's doing."""
+    loaded = load_outcome(model)
+    assert not isinstance(loaded, BaseException), repr(loaded)
+    width = 4 if fmt in ("keras", "keras_dir", "keras_hub") else 3
+    x = np.ones((1, 3, 4) if width == 4 else (1, 3), "float32")
+    assert np.all(np.isfinite(loaded.predict(x, verbose=0)))
+
+
 # -- 1. special files -------------------------------------------------------------------------
 
 # (format, member): "." is the model path itself; the others are what a reader or Keras opens.
@@ -266,6 +291,10 @@ MEMBERS = [
     ("keras_dir", "metadata.json"),
     ("keras_dir", "model.weights.h5"),
     ("keras_dir", "assets/vocabulary.txt"),
+    ("keras_hub", "config.json"),
+    ("keras_hub", "metadata.json"),
+    ("keras_hub", "model.weights.h5"),
+    ("keras_hub", "assets/vocabulary.txt"),
     ("h5", "."),
     ("savedmodel", "."),
     ("savedmodel", "keras_metadata.pb"),
@@ -307,6 +336,8 @@ def test_special_file_is_refused_without_blocking(
     model: Path, fmt: str, member: str, kind: str
 ) -> None:
     target = model if member == "." else model / member
+    if fmt == "keras_hub":  # the blob behind the link is what is special
+        target = target.resolve()
     make_special(target, kind)
     outcome = load_outcome(model)
     message = refused_in_one_line(outcome)
@@ -334,6 +365,8 @@ def _garbage_cases() -> Iterator[Any]:
         ("keras_dir", "config.json"),
         ("keras_dir", "metadata.json"),
         ("keras_dir", "model.weights.h5"),
+        ("keras_hub", "config.json"),
+        ("keras_hub", "model.weights.h5"),
         ("h5", "truncated"),
         ("h5", "model_config=float"),
         ("h5", "model_config=bytes"),
@@ -387,6 +420,7 @@ def _limit_cases() -> Iterator[Any]:
     yield pytest.param("keras", "metadata.json", id="keras-metadata-decompressed")
     yield pytest.param("keras_dir", "config.json", id="keras_dir-config")
     yield pytest.param("keras_dir", "metadata.json", id="keras_dir-metadata")
+    yield pytest.param("keras_hub", "config.json", id="keras_hub-config")
     yield pytest.param("h5", "model_config", id="h5-model_config-vlen")
     yield pytest.param("h5", "training_config", id="h5-training_config-vlen")
     yield pytest.param("savedmodel", "keras_metadata.pb", id="savedmodel-metadata")
@@ -442,7 +476,7 @@ def _depth_cases() -> Iterator[Any]:
         for fmt in FORMATS:
             for path in ("load", "inspect"):
                 yield pytest.param(fmt, path, depth, id=f"{fmt}-{path}-{depth}")
-        for fmt in ("keras", "keras_dir"):
+        for fmt in ("keras", "keras_dir", "keras_hub"):
             yield not_yet(fmt, "upgrade", depth, reason=NOT_YET_UPGRADE, id=f"{fmt}-upgrade-{depth}")
 
 
@@ -589,7 +623,7 @@ def test_a_lone_surrogate_does_not_crash_inspect_on_a_real_stdout(
 
 
 def _claim_cases() -> Iterator[Any]:
-    for fmt in ("keras", "keras_dir"):
+    for fmt in ("keras", "keras_dir", "keras_hub"):
         for sink in ("message", "table", "json"):
             yield not_yet(fmt, sink, reason=NOT_YET_DESCRIBED)
 
@@ -626,7 +660,7 @@ def test_a_claim_that_fails_validation_is_described_not_echoed(
 # -- 6. names too long for the file system -------------------------------------------------
 
 
-SUFFIX = {"keras": ".keras", "keras_dir": "", "h5": ".h5", "savedmodel": ""}
+SUFFIX = {"keras": ".keras", "keras_dir": "", "keras_hub": "", "h5": ".h5", "savedmodel": ""}
 
 
 @pytest.mark.parametrize("where", ["file-name", "directory-name"])
