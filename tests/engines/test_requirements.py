@@ -1,0 +1,73 @@
+"""``layerhub requirements``: what a worker installs for a file, read from it without loading it.
+
+This process has no plugin: the plugin's line comes from the file's manifest alone. A class
+registered by hand has no distribution, which is an error rather than a silently short list;
+an import is also made lazily: ``import layerhub.ray`` and the others import no engine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import layerhub
+from layerhub._private.engines import core_requirements, requirements
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "layerhub", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_lines_come_from_the_manifest(scale_model: Any) -> None:
+    plugin = f"layerhub-scale=={scale_model.plugin_version}"
+    done = _cli("requirements", str(scale_model.path))
+    assert (done.returncode, done.stdout.splitlines()) == (0, [plugin]), done.stderr
+    done = _cli("requirements", str(scale_model.path), "--with-core")
+    assert done.stdout.splitlines() == [*core_requirements(), plugin]
+    done = _cli("requirements", "--json", str(scale_model.path), "--with-core")
+    assert json.loads(done.stdout) == {
+        "requirements": [*core_requirements(), plugin],
+        "unknown": [],
+        "ok": True,
+    }
+    assert requirements(scale_model.path) == [*core_requirements(), plugin]
+
+
+_HAND_REGISTERED = """
+import sys, keras, layerhub
+
+@keras.saving.register_keras_serializable(package="mine")
+class Twice(keras.layers.Layer):
+    def call(self, x):
+        return 2 * x
+
+model = keras.Sequential([keras.Input((3,)), Twice()])
+layerhub.save_model(model, sys.argv[1])
+"""
+
+
+def test_a_class_without_distribution_is_an_error(
+    tmp_path: Path, tools: Any, plugin_absent_here: None
+) -> None:
+    path = tmp_path / "mine.keras"
+    tools.run_child(_HAND_REGISTERED, str(path), env=tools.child_env(), cwd=tmp_path)
+    done = _cli("requirements", str(path))
+    assert done.returncode == 1
+    assert "no distribution is known for mine>Twice" in done.stderr
+    with pytest.raises(layerhub.MissingPluginError, match="mine>Twice"):
+        requirements(path)
+
+
+def test_importing_the_engine_modules_imports_no_engine(tools: Any, tmp_path: Path) -> None:
+    code = (
+        "import sys, layerhub.ray, layerhub.spark, layerhub.mlflow\n"
+        "print([m for m in ('ray', 'pyspark', 'mlflow', 'keras') if m in sys.modules])"
+    )
+    assert tools.run_child(code, env=tools.child_env(), cwd=tmp_path).strip() == "[]"
