@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -61,3 +63,107 @@ def test_doctor_json_lists_every_record() -> None:
     names = {r["registered_name"] for r in report["records"]}
     assert "layerhub_scale>Scale" in names
     assert result.returncode == (0 if report["ok"] else 1)
+
+
+# Errors as JSON, for every subcommand (issue 25) ---------------------------------------------
+
+
+def _fifo(tmp_path: Path) -> list[str]:
+    fifo = tmp_path / "pipe.keras"
+    os.mkfifo(fifo)
+    return ["inspect", str(fifo)]
+
+
+def _loop(tmp_path: Path) -> list[str]:
+    loop = tmp_path / "loop.keras"
+    loop.symlink_to(loop.name)
+    return ["inspect", str(loop)]
+
+
+def _corrupt(tmp_path: Path) -> list[str]:
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    return ["inspect", str(bad)]
+
+
+# (id, argv builder, error type): every subcommand, failing for a reason of its own.
+FAILING = [
+    ("list", lambda tmp: ["list", "--no-such-flag"], "UsageError"),
+    ("info", lambda tmp: ["info", "NoSuchLayerAnywhere"], "PluginNotFoundError"),
+    ("inspect-missing", lambda tmp: ["inspect", str(tmp / "absent.keras")], "ModelFileError"),
+    ("inspect-fifo", _fifo, "ModelFileError"),
+    ("inspect-loop", _loop, "ModelFileError"),
+    ("inspect-corrupt", _corrupt, "ModelFileError"),
+    ("inspect-long-name", lambda tmp: ["inspect", str(tmp / ("n" * 300))], "ModelFileError"),
+    (
+        "inspect-json-and-requirements",
+        lambda tmp: ["inspect", str(tmp / "m.keras"), "--requirements"],
+        "UsageError",
+    ),
+    ("doctor", lambda tmp: ["doctor", "--no-such-flag"], "UsageError"),
+    ("convert", lambda tmp: ["convert", str(tmp / "old.h5"), str(tmp / "new.keras")], "ModelFileError"),
+    ("new", lambda tmp: ["new", "Not A Name", "--layer", "Foo", "--dir", str(tmp)], "ScaffoldError"),
+    ("add-layer", lambda tmp: ["add-layer", str(tmp), "Bar"], "ScaffoldError"),
+    ("no-command", lambda tmp: ["no-such-command"], "UsageError"),
+]
+
+
+@pytest.mark.parametrize("where", ["after", "before"])
+@pytest.mark.parametrize(
+    ("argv", "kind"), [pytest.param(a, k, id=i) for i, a, k in FAILING]
+)
+def test_json_errors_are_json_on_stdout(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: Callable[[Path], list[str]],
+    kind: str,
+    where: str,
+) -> None:
+    from layerhub._private import cli
+
+    args = argv(tmp_path)
+    args = [*args, "--json"] if where == "after" else ["--json", *args]
+    status = cli.main(args)
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_USAGE, (out, err)
+    report = json.loads(out)
+    assert set(report) == {"error"}
+    assert report["error"]["type"] == kind, report
+    message = report["error"]["message"]
+    assert message and "\n" not in message and len(message) <= 1000, message
+    assert err.startswith(f"layerhub: error: {message}"), err
+
+
+def test_json_error_messages_are_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from layerhub._private import cli
+
+    hostile = tmp_path / "\x1b[2J\u202eevil\x07\ud800.keras"
+    assert cli.main(["inspect", str(hostile), "--json"]) == cli.EXIT_USAGE
+    out, _ = capsys.readouterr()
+    message = json.loads(out)["error"]["message"]
+    assert "\\x1b[2J\\u202eevil\\x07" in message, message
+    assert not any(c in message for c in "\x1b\u202e\x07\ud800"), message
+
+
+def test_json_error_on_a_real_stdout() -> None:
+    result = run("inspect", "/no/such/model.keras", "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "error": {"type": "ModelFileError", "message": "no such model file: /no/such/model.keras"}
+    }
+
+
+def test_new_and_add_layer_report_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from layerhub._private import cli
+
+    assert cli.main(["new", "demo", "--layer", "Foo", "--dir", str(tmp_path), "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["distribution"] == "layerhub-demo"
+    assert created["layers"] == ["Foo"]
+    assert all(Path(f).is_file() for f in created["files"])
+    assert cli.main(["add-layer", created["root"], "Bar", "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["layer"] == "Bar" and added["reinstall_needed"] is True
+    assert all(Path(f).is_file() for f in added["files"])

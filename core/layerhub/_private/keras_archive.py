@@ -125,8 +125,9 @@ def _entries(folder: Path, name: str) -> set[str]:
     try:
         return set(os.listdir(folder))
     except (OSError, ValueError) as error:
-        why = os_reason(error) if isinstance(error, OSError) else "is not a valid path"
-        raise ModelFileError(f"model directory {name} {why}; refusing to read it") from None
+        raise ModelFileError(
+            f"model directory {name} {os_reason(error)}; refusing to read it"
+        ) from None
 
 
 def _check_assets(root: Path, name: str) -> None:
@@ -163,8 +164,7 @@ def _check_assets(root: Path, name: str) -> None:
 
 
 def _asset_error(path: Path, error: BaseException) -> ModelFileError:
-    why = os_reason(error) if isinstance(error, OSError) else "is not a valid path"
-    return ModelFileError(f"the asset {shown_path(path)} {why}; refusing to read it")
+    return ModelFileError(f"asset {shown_path(path)} {os_reason(error)}; refusing to read it")
 
 
 def _json_file(file: Path, name: str) -> Any:

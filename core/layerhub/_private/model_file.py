@@ -67,8 +67,9 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path, str]:
     except (OSError, ValueError) as error:
         if isinstance(error, OSError) and error.errno == errno.ENOENT:
             raise ModelFileError(f"no such model file: {shown_path(file)}") from None
-        why = os_reason(error) if isinstance(error, OSError) else "holds a NUL character"
-        raise ModelFileError(f"model path {shown_path(file)} {why}; refusing to read it") from None
+        raise ModelFileError(
+            f"model path {shown_path(file)} {os_reason(error)}; refusing to read it"
+        ) from None
     if stat.S_ISDIR(mode):
         return file, _directory_kind(file)
     if not stat.S_ISREG(mode):
@@ -99,8 +100,7 @@ def _directory_kind(folder: Path) -> str:
         if os.path.lexists(folder / "config.json"):
             return "keras_dir"
     except (OSError, ValueError) as error:  # a symlink loop, a name too long ...
-        why = os_reason(error) if isinstance(error, OSError) else "holds a NUL character"
-        raise ModelFileError(f"model directory {shown_path(folder)} {why}") from None
+        raise ModelFileError(f"model directory {shown_path(folder)} {os_reason(error)}") from None
     raise ModelFileError(
         f"{shown_path(folder)} is a directory but no SavedModel; layerhub loads .keras "
         "archives, Keras 2 .h5 files and Keras 2 SavedModel directories"

@@ -119,8 +119,16 @@ _REASONS: Final = {
 }
 
 
-def os_reason(error: OSError) -> str:
-    """Why an OS call failed, in words, without the path it names (shown elsewhere, escaped)."""
+def os_reason(error: BaseException) -> str:
+    """Why an OS call on a path failed, in words, without the path (shown elsewhere, escaped).
+
+    Takes what ``os`` functions raise: an ``OSError``, or a ``ValueError`` for a path holding
+    a NUL or one that cannot be encoded for the file system (a lone surrogate).
+    """
+    if isinstance(error, UnicodeError):
+        return "is not a valid path (it cannot be encoded for the file system)"
+    if not isinstance(error, OSError):
+        return "is not a valid path (it holds a NUL character)"
     if error.errno in _REASONS:
         return _REASONS[error.errno]
     reason = os.strerror(error.errno) if error.errno else type(error).__name__
@@ -150,29 +158,23 @@ def _open_regular(path: Path, what: str) -> tuple[int, os.stat_result]:
     try:
         before = os.stat(path)
     except (OSError, ValueError) as error:  # ValueError: a NUL in the path
-        raise _refused(path, what, _why(error)) from None
+        raise _refused(path, what, os_reason(error)) from None
     if not stat.S_ISREG(before.st_mode):
         raise _refused(path, what, f"is {kind_of(before.st_mode)}, not a regular file")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
     except (OSError, ValueError) as error:
-        raise _refused(path, what, _why(error)) from None
+        raise _refused(path, what, os_reason(error)) from None
     try:
         info = os.fstat(fd)
     except OSError as error:
         os.close(fd)
-        raise _refused(path, what, _why(error)) from None
+        raise _refused(path, what, os_reason(error)) from None
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise _refused(path, what, f"is {kind_of(info.st_mode)}, not a regular file")
     return fd, info
-
-
-def _why(error: BaseException) -> str:
-    if isinstance(error, OSError):
-        return os_reason(error)
-    return "is not a valid path (it holds a NUL character)"
 
 
 def regular_file(path: Path, what: str) -> os.stat_result:
@@ -195,7 +197,7 @@ def open_regular(path: Path, what: str) -> io.BufferedReader:
     """``path`` opened for binary reading, if it is a regular file; see :func:`regular_file`."""
     fd, _ = _open_regular(path, what)
     try:
-        return open(fd, "rb", closefd=True)  # noqa: SIM115 - the caller closes it
+        return open(fd, "rb", closefd=True)
     except BaseException:
         os.close(fd)
         raise
