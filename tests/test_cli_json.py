@@ -102,6 +102,7 @@ FAILING = [
     ),
     ("doctor", lambda tmp: ["doctor", "--no-such-flag"], "UsageError"),
     ("convert", lambda tmp: ["convert", str(tmp / "old.h5"), str(tmp / "new.keras")], "ModelFileError"),
+    ("verify", lambda tmp: ["verify", str(tmp / "old.h5")], "ModelFileError"),
     ("new", lambda tmp: ["new", "Not A Name", "--layer", "Foo", "--dir", str(tmp)], "ScaffoldError"),
     ("add-layer", lambda tmp: ["add-layer", str(tmp), "Bar"], "ScaffoldError"),
     ("no-command", lambda tmp: ["no-such-command"], "UsageError"),

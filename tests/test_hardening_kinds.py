@@ -674,3 +674,18 @@ def test_a_name_too_long_is_a_model_file_error(tmp_path: Path, fmt: str, where: 
     assert "longer than the file system allows" in message, message
     inspect_error = H.outcome_within(lambda: open_model(path), TIMEOUT, [])
     assert isinstance(inspect_error, LayerHubError), inspect_error
+
+
+# -- 7. child processes ------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_convert_child_ignores_modules_in_the_working_directory(
+    originals: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    for module in ("json", "numpy", "keras", "layerhub"):
+        (planted / f"{module}.py").write_text("raise SystemExit('imported from the cwd')")
+    monkeypatch.chdir(planted)
+    done = layerhub.convert(originals["keras"], tmp_path / "converted.keras")
+    assert done.ok
