@@ -56,6 +56,9 @@ class LayerRecord(NamedTuple):
 
 
 def one_line(error: BaseException) -> str:
-    """An exception as ``Type: first line of its message``."""
-    text = str(error).strip().splitlines()
+    """An exception as ``Type: first line of its message`` (not yet escaped: see ``shown``)."""
+    try:
+        text = str(error).strip().splitlines()
+    except Exception:  # a broken __str__ (a plugin's exception, say) must not replace the error
+        text = []
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
