@@ -227,3 +227,28 @@ def outcome_within(call: Callable[[], Any], seconds: float, fifos: list[Path]) -
             f"blocked for {elapsed:.0f} s (a FIFO opened or read?); then: {outcome!r:.300}"
         )
     return outcome
+
+
+KERAS2_WRITER = """
+import sys
+import tf_keras as keras
+
+out = sys.argv[1]
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
+model.save(out + "/model.h5")
+model.save(out + "/model_savedmodel", save_format="tf")
+"""
+
+
+def keras2_models(root: Path) -> dict[str, Path] | None:
+    """A one-Dense Keras 2 model saved by tf-keras as ``.h5`` and as a SavedModel directory
+    (compiled with SGD and momentum); ``None`` when tf-keras is not installed."""
+    import importlib.util
+
+    from layerhub.testing import run_in_fresh_interpreter
+
+    if importlib.util.find_spec("tf_keras") is None:
+        return None
+    run_in_fresh_interpreter(KERAS2_WRITER, str(root), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300)
+    return {"h5": root / "model.h5", "savedmodel": root / "model_savedmodel"}

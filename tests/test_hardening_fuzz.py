@@ -367,3 +367,117 @@ def test_mutated_manifest(
         load_and_check(path, evil_marker)
 
     run()
+
+
+# (d) .keras directories: special files and garbage in place of what Keras opens --------------
+
+DIRECTORY_MEMBERS = ["config.json", "metadata.json", "model.weights.h5", "assets/vocabulary.txt"]
+DIRECTORY_ACTIONS = ["fifo", "symlink-loop", "directory", "device", "missing", "bytes", "json"]
+
+
+@pytest.fixture(scope="module")
+def model_directory(saved: dict[str, dict[str, Any]], scratch: Path) -> Path:
+    """The Scale model unzipped, with its manifest in metadata.json and one asset."""
+    folder = scratch / "pristine-dir"
+    for name, data in saved["scale"]["members"].items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    metadata = json.loads(saved["scale"]["members"]["metadata.json"])
+    metadata["layerhub"] = saved["scale"]["manifest"]
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    (folder / "assets").mkdir(exist_ok=True)
+    (folder / "assets" / "vocabulary.txt").write_text("a\nb\n")
+    return folder
+
+
+def apply_directory_action(folder: Path, member: str, action: str, payload: Any) -> None:
+    import shutil
+
+    path = folder / member
+    if action in ("bytes", "json"):
+        if path.is_file():
+            original = path.read_bytes()
+            if action == "bytes":
+                path.write_bytes(apply_byte_mutations(original, payload) if original else b"")
+            else:
+                path.write_bytes(H.dumps(payload))
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if action == "fifo":
+        os.mkfifo(path)
+    elif action == "symlink-loop":
+        path.symlink_to(path.name)
+    elif action == "directory":
+        path.mkdir()
+    elif action == "device":
+        path.symlink_to("/dev/null")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_mutated_model_directory(model_directory: Path, scratch: Path, evil_marker: Path) -> None:
+    import shutil
+
+    members = st.sampled_from(DIRECTORY_MEMBERS)
+
+    @PROFILE
+    @given(
+        changes=st.lists(
+            st.one_of(
+                st.tuples(members, st.just("bytes"), byte_mutations(64)),
+                st.tuples(members, st.just("json"), json_values),
+                st.tuples(members, st.sampled_from(DIRECTORY_ACTIONS[:5]), st.none()),
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    def run(changes: list[tuple[str, str, Any]]) -> None:
+        folder = scratch / "mutated-dir"
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(model_directory, folder)
+        for member, action, payload in changes:
+            apply_directory_action(folder, member, action, payload)
+        fifos = [p for p in folder.rglob("*") if p.is_fifo()]
+        H.outcome_within(lambda: load_and_check(folder, evil_marker), 30, fifos)
+
+    run()
+
+
+# (e) Keras 2 SavedModel directories: keras_metadata.pb and the checkpoint --------------------
+
+
+@pytest.fixture(scope="module")
+def savedmodel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    models = H.keras2_models(tmp_path_factory.mktemp("fuzz-keras2"))
+    if models is None:
+        pytest.skip("tf-keras (a test dependency) is not installed")
+    return models["savedmodel"]
+
+
+SAVEDMODEL_FILES = ["keras_metadata.pb", "variables/variables.index"]
+
+
+@pytest.mark.parametrize("member", SAVEDMODEL_FILES)
+def test_mutated_savedmodel_bytes(
+    savedmodel: Path, scratch: Path, evil_marker: Path, member: str
+) -> None:
+    import shutil
+
+    original = (savedmodel / member).read_bytes()
+
+    @PROFILE
+    @given(ops=byte_mutations(len(original)))
+    def run(ops: list[tuple[str, int, bytes]]) -> None:
+        folder = scratch / "mutated-savedmodel"
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(savedmodel, folder)
+        (folder / member).write_bytes(apply_byte_mutations(original, ops))
+        load_and_check(folder, evil_marker)
+
+    run()

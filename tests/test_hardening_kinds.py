@@ -38,7 +38,6 @@ from layerhub import LayerHubError, ModelFileError
 from layerhub._private import cli, config_tree
 from layerhub._private.checks import MAX_CONFIG_DEPTH, MAX_MEMBER_BYTES
 from layerhub._private.loading import open_model
-from layerhub.testing import run_in_fresh_interpreter
 
 # keras_hub: a model directory as the Hugging Face Hub cache lays it out, every file a symlink
 # into a store of blobs (what ``hf://`` loads).
@@ -60,24 +59,10 @@ def not_yet(*params: Any, reason: str = NOT_YET, id: str | None = None) -> Any: 
 
 # -- the models, once per module --------------------------------------------------------------
 
-KERAS2_WRITER = """
-import sys
-import tf_keras as keras
-
-out = sys.argv[1]
-model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
-model.compile(optimizer=keras.optimizers.SGD(momentum=0.9), loss="mse")
-model.save(out + "/model.h5")
-model.save(out + "/model_savedmodel", save_format="tf")
-"""
-
-
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One small model in each format: a .keras archive and its directory form (a Scale and a
     Dense layer, a layerhub manifest, an asset), a Keras 2 .h5 and SavedModel (tf-keras)."""
-    import importlib.util
-
     root = tmp_path_factory.mktemp("kinds")
     archive = layerhub.save_model(H.scale_model(), root / "model.keras")
     folder = root / "model_dir"
@@ -101,12 +86,7 @@ def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(os.path.relpath(blob, link.parent))
     paths = {"keras": archive, "keras_dir": folder, "keras_hub": snapshot}
-    if importlib.util.find_spec("tf_keras") is not None:
-        run_in_fresh_interpreter(
-            KERAS2_WRITER, str(root), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300
-        )
-        paths |= {"h5": root / "model.h5", "savedmodel": root / "model_savedmodel"}
-    return paths
+    return paths | (H.keras2_models(root) or {})
 
 
 @pytest.fixture
