@@ -168,7 +168,9 @@ HOSTILE_SHOWN = {
     "nul": "\\x00",
     "surrogate": "\\ud800",
 }
-_RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_RAW = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 def raw_control(text: str) -> str | None:
@@ -215,7 +217,7 @@ def outcome_within(call: Callable[[], Any], seconds: float, fifos: list[Path]) -
     started = time.monotonic()
     try:
         outcome: Any = call()
-    except BaseException as error:  # noqa: BLE001 - the test judges it
+    except BaseException as error:
         outcome = error
     finally:
         if watchdog is not None:
@@ -250,5 +252,7 @@ def keras2_models(root: Path) -> dict[str, Path] | None:
 
     if importlib.util.find_spec("tf_keras") is None:
         return None
-    run_in_fresh_interpreter(KERAS2_WRITER, str(root), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300)
+    run_in_fresh_interpreter(
+        KERAS2_WRITER, str(root), env={"TF_USE_LEGACY_KERAS": "1"}, timeout=300
+    )
     return {"h5": root / "model.h5", "savedmodel": root / "model_savedmodel"}

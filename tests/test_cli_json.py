@@ -101,18 +101,24 @@ FAILING = [
         "UsageError",
     ),
     ("doctor", lambda tmp: ["doctor", "--no-such-flag"], "UsageError"),
-    ("convert", lambda tmp: ["convert", str(tmp / "old.h5"), str(tmp / "new.keras")], "ModelFileError"),
+    (
+        "convert",
+        lambda tmp: ["convert", str(tmp / "old.h5"), str(tmp / "new.keras")],
+        "ModelFileError",
+    ),
     ("verify", lambda tmp: ["verify", str(tmp / "old.h5")], "ModelFileError"),
-    ("new", lambda tmp: ["new", "Not A Name", "--layer", "Foo", "--dir", str(tmp)], "ScaffoldError"),
+    (
+        "new",
+        lambda tmp: ["new", "Not A Name", "--layer", "Foo", "--dir", str(tmp)],
+        "ScaffoldError",
+    ),
     ("add-layer", lambda tmp: ["add-layer", str(tmp), "Bar"], "ScaffoldError"),
     ("no-command", lambda tmp: ["no-such-command"], "UsageError"),
 ]
 
 
 @pytest.mark.parametrize("where", ["after", "before"])
-@pytest.mark.parametrize(
-    ("argv", "kind"), [pytest.param(a, k, id=i) for i, a, k in FAILING]
-)
+@pytest.mark.parametrize(("argv", "kind"), [pytest.param(a, k, id=i) for i, a, k in FAILING])
 def test_json_errors_are_json_on_stdout(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -131,7 +137,9 @@ def test_json_errors_are_json_on_stdout(
     assert set(report) == {"error"}
     assert report["error"]["type"] == kind, report
     message = report["error"]["message"]
-    assert message and "\n" not in message and len(message) <= 1000, message
+    assert message, report
+    assert "\n" not in message, message
+    assert len(message) <= 1000, message
     assert err.startswith(f"layerhub: error: {message}"), err
 
 
@@ -166,5 +174,6 @@ def test_new_and_add_layer_report_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert all(Path(f).is_file() for f in created["files"])
     assert cli.main(["add-layer", created["root"], "Bar", "--json"]) == 0
     added = json.loads(capsys.readouterr().out)
-    assert added["layer"] == "Bar" and added["reinstall_needed"] is True
+    assert added["layer"] == "Bar"
+    assert added["reinstall_needed"] is True
     assert all(Path(f).is_file() for f in added["files"])

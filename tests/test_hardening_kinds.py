@@ -53,11 +53,12 @@ NOT_YET_WARNING = "keras2.recovered_optimizer quotes optimizer setting names une
 TIMEOUT = 10.0
 
 
-def not_yet(*params: Any, reason: str = NOT_YET, id: str | None = None) -> Any:  # noqa: A002
+def not_yet(*params: Any, reason: str = NOT_YET, id: str | None = None) -> Any:
     return pytest.param(*params, marks=pytest.mark.xfail(strict=True, reason=reason), id=id)
 
 
 # -- the models, once per module --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -457,7 +458,9 @@ def _depth_cases() -> Iterator[Any]:
             for path in ("load", "inspect"):
                 yield pytest.param(fmt, path, depth, id=f"{fmt}-{path}-{depth}")
         for fmt in ("keras", "keras_dir", "keras_hub"):
-            yield not_yet(fmt, "upgrade", depth, reason=NOT_YET_UPGRADE, id=f"{fmt}-upgrade-{depth}")
+            yield not_yet(
+                fmt, "upgrade", depth, reason=NOT_YET_UPGRADE, id=f"{fmt}-upgrade-{depth}"
+            )
 
 
 @pytest.mark.parametrize(("fmt", "path", "depth"), list(_depth_cases()))
@@ -657,6 +660,7 @@ def test_a_name_too_long_is_a_model_file_error(tmp_path: Path, fmt: str, where: 
 
 
 # -- 7. child processes ------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_convert_child_ignores_modules_in_the_working_directory(

@@ -141,7 +141,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("install", record.pip_command or "-"),
     ]
     if args.json:
-        data = {key.replace(" ", "_"): value for key, value in fields}
+        data: dict[str, str | list[str]] = {key.replace(" ", "_"): value for key, value in fields}
         data["legacy_names"] = legacy
         print(json.dumps(data, indent=2))
         return EXIT_OK

@@ -179,7 +179,9 @@ def _dumps(config: dict[str, Any], name: str) -> str:
     try:
         return json.dumps(config)
     except (ValueError, TypeError, RecursionError) as error:
-        raise ModelFileError(f"{name}: its upgraded config cannot be written: {one_line(error)}")
+        raise ModelFileError(
+            f"{name}: its upgraded config cannot be written: {shown(one_line(error))}"
+        ) from error
 
 
 @contextlib.contextmanager
