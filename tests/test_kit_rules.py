@@ -491,3 +491,104 @@ def test_a_failing_check_hides_the_kits_frames(pytester: pytest.Pytester) -> Non
     assert "[layerhub rule 4: weights in build()] Lazy" in output
     for kit_source in ("def check_layer(", "def check(case", "def doing(", "_CHECKS[rule]"):
         assert kit_source not in output
+
+
+# -- consequences name the real cause ------------------------------------------------------------
+
+
+def test_an_array_in_the_config_is_the_cause_of_rule_2_not_the_registration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import layerhub
+
+    # What the fresh interpreter meets, taken from a real load and predict: the class is
+    # registered in this process, and predicting still fails, so registering cannot be the fix.
+    inputs = keras.Input((3,))
+    path = layerhub.save_model(keras.Model(inputs, ArrayInConfig()(inputs)), tmp_path / "a.keras")
+    loaded = layerhub.load_model(path)  # the layer is rebuilt; its table is now a dict
+    with pytest.raises(TypeError, match="not 'dict'") as real:
+        loaded(np.ones((2, 3), "float32"))
+    child_line = f"{type(real.value).__name__}: {str(real.value).splitlines()[0]}"
+
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise _fresh_failure(child_line)
+
+    monkeypatch.setattr(roundtrip, "assert_roundtrip", fails)
+    error = broken_rules(ArrayInConfig, {}, (2, 3), rules=[1, 2], skip=())
+    assert error.causes == [1]
+    assert error.consequences == {2: 1}
+    assert "(a consequence of rule 1: config round trip)" in error.failures[2]
+    assert "fix rule 1 first" in error.failures[2]
+    # Rule 2 alone names the config too, and says registration is not the fix.
+    error = broken_rules(ArrayInConfig, {}, (2, 3), rules=[2], skip=())
+    message = error.failures[2]
+    assert "the cause is the config, not the registration" in message
+    assert "holds a numpy.ndarray under 'table'" in message
+    fix = message.partition("Fix:")[2]
+    assert "convert 'table' with .tolist()" in fix
+    assert "registering the class does not fix this" in fix
+    assert "register_keras_serializable" not in message
+
+
+def test_a_plain_config_keeps_the_round_trips_own_report() -> None:
+    case = types.SimpleNamespace(cls=Doubles, registry=Registry([]), new_layer=lambda: Doubles())
+    broken = roundtrip._explained(case, _fresh_failure("ValueError: odd"))  # type: ignore[arg-type]
+    assert broken.cause is None
+    assert broken.fix == "the usual fix"
+
+
+# -- rule 8: a mask dropped by compute_mask returning None ---------------------------------------
+
+
+@register
+class DropsMask(_Elementwise):
+    """Keeps the steps, claims masking support, and returns no mask."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any) -> Any:
+        return inputs * 2.0
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return None
+
+
+@register
+class ZeroesMaskedSteps(DropsMask):
+    """Takes the mask, zeroes the masked steps and ends the masking: possibly on purpose."""
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return inputs * 2.0
+        return inputs * 2.0 * ops.cast(mask, inputs.dtype)[..., None]
+
+
+def _mask_after(layer: keras.layers.Layer) -> Any:
+    x = np.ones((2, 4, 3), "float32")
+    x[0, -1] = 0.0
+    out = layer(keras.layers.Masking(0.0)(x))
+    return getattr(out, "_keras_mask", None)
+
+
+def test_a_layer_whose_compute_mask_returns_none_while_keeping_the_steps_breaks_rule_8() -> None:
+    # Keras itself: the mask Masking produced does not get past the layer, while a plain
+    # supports_masking layer hands it on.
+    assert _mask_after(DropsMask()) is None
+    passes = keras.layers.Activation("linear")
+    assert passes.supports_masking
+    assert _mask_after(passes) is not None
+    error = broken_rules(DropsMask, {}, (2, 4, 3), rules=[8])
+    message = error.failures[8]
+    assert "DropsMask sets supports_masking = True, but compute_mask returns None" in message
+    assert "output 0 keeps the steps of its input (shape (2, 4, 3))" in message
+    assert "the mask the layer before it produced is dropped" in message
+    assert "Fix: return the mask from compute_mask (return mask)" in message
+
+
+def test_a_layer_that_takes_the_mask_and_ends_it_gets_a_note() -> None:
+    with pytest.warns(ConformanceNote, match="compute_mask returns None"):
+        report = check_layer(ZeroesMaskedSteps, {}, (2, 4, 3), skip=NOT_A_PLUGIN, rules=[8])
+    assert len(report.notes) == 1
+    assert "consumes the mask on purpose" in report.notes[0]

@@ -65,16 +65,29 @@ def _lambdas(value: Any, path: str = "") -> Iterator[str]:
         yield path
 
 
-def _check_plain(config: dict[str, Any]) -> None:
-    if odd := list(_not_plain(config, "")):
-        key, value = odd[0]
+def not_plain(config: Any) -> tuple[str, str] | None:
+    """``(key path, type name)`` of the first value JSON cannot hold as it is, or ``None``."""
+    for key, value in _not_plain(config, ""):
         kind = type(value).__module__.partition(".")[0] + "." + type(value).__qualname__
-        kind = kind.removeprefix("builtins.")
+        return key, kind.removeprefix("builtins.")
+    return None
+
+
+def plain_fix(key: str) -> str:
+    """The fix for a config value JSON cannot hold: what actually cures it, not registration."""
+    return (
+        f"return plain JSON values from get_config(): convert {key} with .tolist() (or "
+        "float()/int()) and turn it back into an array in __init__"
+    )
+
+
+def _check_plain(config: dict[str, Any]) -> None:
+    if (odd := not_plain(config)) is not None:
+        key, kind = odd
         raise Broken(
             f"get_config() holds a {kind} under {key}, which is not a plain JSON value, so the "
             "saved file cannot rebuild it (Keras fails with a confusing error on load)",
-            f"return plain JSON values from get_config(): convert {key} with .tolist() (or "
-            "float()/int()) and turn it back into an array in __init__",
+            plain_fix(key),
         )
     serialised = keras.saving.serialize_keras_object(config)
     if lambdas := list(_lambdas(config)) or list(_lambdas(serialised)):

@@ -68,6 +68,8 @@ def check(case: Case) -> None:
         out_mask = layer.compute_mask(padded, mask)
     masks = keras.tree.flatten(out_mask) if out_mask is not None else []
     masks = [m for m in masks if m is not None]
+    if supports and not masks:
+        _check_mask_not_dropped(case, outputs, mask, takes_mask)
     for index, (tensor, m) in enumerate(zip(outputs, masks, strict=False)):
         shape, mshape = tuple(tensor.shape), tuple(m.shape)
         if shape[: len(mshape)] != mshape:
@@ -82,6 +84,43 @@ def check(case: Case) -> None:
             )
     _check_model(case, padded)
     _check_masked_values_ignored(case, outputs, again, masks, out_mask, takes_mask)
+
+
+def _check_mask_not_dropped(
+    case: Case, outputs: list[Any], mask: np.ndarray[Any, Any], takes_mask: bool
+) -> None:
+    """A layer that keeps the steps must hand the mask on: ``None`` drops it silently.
+
+    Keras warns when a layer without masking support drops a mask; one that sets
+    ``supports_masking`` and returns ``None`` from ``compute_mask`` drops it without a word, and
+    the layers after it (an LSTM, a masked loss) then treat the padded steps as data.
+    """
+    __tracebackhide__ = True
+    kept = [
+        index
+        for index, tensor in enumerate(outputs)
+        if len(tensor.shape) == mask.ndim + 1 and tuple(tensor.shape[: mask.ndim]) == mask.shape
+    ]
+    if not kept:
+        return  # the steps are gone (pooled, flattened): ending the mask is right
+    name = case.cls.__name__
+    seen = (
+        f"{name} sets supports_masking = True, but compute_mask returns None although output "
+        f"{kept[0]} keeps the steps of its input (shape {show(tuple(outputs[kept[0]].shape))}): "
+        "the mask the layer before it produced is dropped, and the layers after it treat the "
+        "masked steps as data"
+    )
+    fix = (
+        "return the mask from compute_mask (return mask), or delete compute_mask so that "
+        "supports_masking passes the mask through"
+    )
+    if not takes_mask:
+        raise Broken(seen, fix)
+    # call() takes the mask, so the layer may end the masking on purpose: say so, do not fail.
+    case.notes.append(
+        f"{_TITLE}: {seen}; if {name} consumes the mask on purpose, nothing is wrong, otherwise "
+        f"{fix}"
+    )
 
 
 def _check_model(case: Case, padded: np.ndarray[Any, Any]) -> None:

@@ -9,6 +9,7 @@ import keras
 
 from layerhub.testing._fresh import RoundTripError, assert_roundtrip
 from layerhub.testing.rules._common import Broken, Case, broken_by, doing, model
+from layerhub.testing.rules.config import not_plain, plain_fix
 
 
 def check(case: Case) -> None:
@@ -50,6 +51,16 @@ def _explained(case: Case, error: RoundTripError) -> Broken:
             "the layerhub_layers hook, and reinstall the plugin (pip install -e .)",
             cause=7,
         )
+    if (odd := _config_not_plain(case)) is not None:
+        # Keras saves the value, then cannot hand it back to __init__: the child's error blames
+        # deserialisation, and registering the class (the usual fix) changes nothing.
+        key, kind = odd
+        return Broken(
+            f"{error.seen}; the cause is the config, not the registration: get_config() holds a "
+            f"{kind} under {key}, which the saved file cannot give back to __init__ (see rule 1)",
+            f"{plain_fix(key)} (see rule 1); registering the class does not fix this",
+            cause=1,
+        )
     if "bytecode" in error.seen or "__lambda__" in error.seen:
         return Broken(
             f"{error.seen.partition(': ')[0]}: the config holds a Python lambda (see rule 1)",
@@ -57,3 +68,12 @@ def _explained(case: Case, error: RoundTripError) -> Broken:
             cause=1,
         )
     return Broken(error.seen, error.fix)
+
+
+def _config_not_plain(case: Case) -> tuple[str, str] | None:
+    """Rule 1's finding of a config value JSON cannot hold, if the layer's config has one."""
+    try:
+        config = case.new_layer().get_config()
+    except Exception:  # rule 1 reports a get_config() that raises
+        return None
+    return not_plain(config)
