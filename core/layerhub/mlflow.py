@@ -97,7 +97,7 @@ def log_model(
     pip_requirements: Any = None,
     **kwargs: Any,
 ) -> Any:
-    """Log ``model`` to the active MLflow run (one is started if none is) as ``save_model`` saves it.
+    """Log ``model`` to the active MLflow run (started if there is none), as ``save_model`` does.
 
     Args:
         model: a Keras model or the path of a model file saved with ``layerhub.save_model``.
@@ -134,12 +134,11 @@ def load_model(model_uri: str, *, dst_path: str | None = None, compile: bool = F
     from layerhub._private.loading import load_model as layerhub_load
     from layerhub._private.untrusted import shown
 
-    require("mlflow.pyfunc", "mlflow", "layerhub.mlflow.load_model")
-    import mlflow.artifacts
-    from mlflow.models import Model
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path))
-    conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
+    user = "layerhub.mlflow.load_model"
+    artifacts = require("mlflow.artifacts", "mlflow", user)
+    models = require("mlflow.models", "mlflow", user)
+    local = Path(artifacts.download_artifacts(artifact_uri=model_uri, dst_path=dst_path))
+    conf = models.Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
     if conf.get("loader_module") != LOADER_MODULE or not isinstance(conf.get("data"), str):
         raise ModelFileError(
             f"{shown(model_uri)} was not logged by layerhub.mlflow (its python_function loader "
@@ -180,13 +179,14 @@ class _PyFuncModel:
         batch_size = (params or {}).get("batch_size")
         outputs = self.model.predict(feed, batch_size=batch_size, verbose=0)
         if frame and isinstance(outputs, np.ndarray) and outputs.ndim <= 2:
-            import pandas as pd
-
-            return pd.DataFrame(outputs, index=data.index)
+            # The caller's DataFrame class, so that pandas is not imported here.
+            return type(data)(outputs, index=data.index)
         return outputs
 
 
 def _column(values: Any) -> Any:
     import numpy as np
 
-    return np.stack([np.asarray(v) for v in values]) if values.dtype == object else values.to_numpy()
+    return (
+        np.stack([np.asarray(v) for v in values]) if values.dtype == object else values.to_numpy()
+    )

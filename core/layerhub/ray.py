@@ -136,9 +136,7 @@ class Predictor:
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         inputs = self._inputs(batch)
         rows = len(next(iter(batch.values()))) if batch else 0
-        outputs = self.model.predict(
-            inputs, batch_size=self.batch_size or max(rows, 1), verbose=0
-        )
+        outputs = self.model.predict(inputs, batch_size=self.batch_size or max(rows, 1), verbose=0)
         result = dict(batch) if self.keep_columns else {}
         if isinstance(outputs, dict):
             result.update({f"{self.output_column}_{k}": v for k, v in outputs.items()})

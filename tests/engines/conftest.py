@@ -64,7 +64,9 @@ def run_child(code: str, *args: str, env: Mapping[str, str], cwd: Path) -> str:
         check=False,
     )
     if done.returncode != 0:
-        pytest.fail(f"child failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+        pytest.fail(
+            f"child failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+        )
     return done.stdout
 
 
@@ -75,7 +77,9 @@ def plugin_absent_here() -> None:
         found = importlib.metadata.version(PLUGIN)
     except importlib.metadata.PackageNotFoundError:
         return
-    pytest.fail(f"{PLUGIN} {found} is installed in the test environment; run these in tox -e engines")
+    pytest.fail(
+        f"{PLUGIN} {found} is installed in the test environment; run these in tox -e engines"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +87,18 @@ def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding the plugin's wheel only, built without network access."""
     folder = tmp_path_factory.mktemp("wheels")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(folder), str(ROOT / "plugins" / PLUGIN)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(folder),
+            str(ROOT / "plugins" / PLUGIN),
+        ],
         check=True,
         timeout=CHILD_TIMEOUT,
     )
@@ -97,8 +111,18 @@ def plugin_site(wheel_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """The plugin installed into a directory of its own (entry points included)."""
     site = tmp_path_factory.mktemp("plugin-site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
-         str(site), *map(str, wheel_dir.iterdir())],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            *map(str, wheel_dir.iterdir()),
+        ],
         check=True,
         timeout=CHILD_TIMEOUT,
     )
@@ -134,7 +158,9 @@ def scale_model(
     path, reference = folder / "scale.keras", folder / "reference.npz"
     out = run_child(_SAVE, str(path), str(reference), env=child_env(plugin_site), cwd=folder)
     data = np.load(reference)
-    return SavedModel(path, data["x"], data["y"], json.loads(out.splitlines()[-1])["plugin_version"])
+    return SavedModel(
+        path, data["x"], data["y"], json.loads(out.splitlines()[-1])["plugin_version"]
+    )
 
 
 def json_line(stdout: str) -> Any:

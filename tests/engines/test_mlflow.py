@@ -21,8 +21,8 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-import layerhub.mlflow  # noqa: E402
-from layerhub._private.engines import backend_requirement, core_requirements  # noqa: E402
+import layerhub.mlflow
+from layerhub._private.engines import backend_requirement, core_requirements
 
 _LOG = """
 import json, sys
@@ -129,7 +129,7 @@ def test_load_model_returns_the_keras_model(logged: Any, scale_model: Any, tools
     import mlflow
 
     mlflow.set_tracking_uri(store)
-    with pytest.raises(layerhub.ModelFileError, match="not logged by layerhub.mlflow"):
+    with pytest.raises(layerhub.ModelFileError, match=r"not logged by layerhub\.mlflow"):
         layerhub.mlflow.load_model(uris["plain"])
 
 

@@ -18,10 +18,10 @@ import pytest
 
 pytest.importorskip("pyspark.ml.functions")
 
-from pyspark.sql import SparkSession  # noqa: E402
-from pyspark.sql.types import ArrayType, FloatType  # noqa: E402
+from pyspark.sql import SparkSession
+from pyspark.sql.types import ArrayType, FloatType
 
-import layerhub.spark  # noqa: E402
+import layerhub.spark
 
 PARTITIONS = 2
 

@@ -1,10 +1,10 @@
 """What a worker needs to load a model file, read from the file without loading it.
 
 Shared by ``layerhub requirements`` and the engine modules (``layerhub.ray``,
-``layerhub.spark``, ``layerhub.mlflow``). A worker needs each plugin the file names (pinned to the
-version its manifest records, or else to the installed one), and, with the core, the ``keras`` and
-``layerhub`` that the caller runs: the code a driver sends to its workers (``layerhub.ray.Predictor``,
-a Spark loader) is pickled by reference to those.
+``layerhub.spark``, ``layerhub.mlflow``). A worker needs each plugin the file names (pinned to
+the version its manifest records, or else to the installed one), and, with the core, the
+``keras`` and ``layerhub`` that the caller runs: the code a driver sends to its workers
+(``layerhub.ray.Predictor``, a Spark loader) is pickled by reference to those.
 """
 
 from __future__ import annotations
