@@ -607,7 +607,8 @@ def test_a_lone_surrogate_does_not_crash_inspect_on_a_real_stdout(
 
 def _claim_cases() -> Iterator[Any]:
     for fmt in ("keras", "keras_dir", "keras_hub"):
-        for sink in ("message", "table", "json"):
+        yield pytest.param(fmt, "json")  # the JSON report has no notes, only described claims
+        for sink in ("message", "table"):  # the note under the table is resolve's too
             yield not_yet(fmt, sink, reason=NOT_YET_DESCRIBED)
 
 

@@ -27,7 +27,14 @@ from layerhub._private.backend import missing_backend
 from layerhub._private.errors import LayerHubError, MissingPluginError
 from layerhub._private.records import LayerRecord, one_line
 from layerhub._private.registry import PluginWarning, origin, registry
-from layerhub._private.untrusted import MAX_PATH, shown, shown_path
+from layerhub._private.untrusted import (
+    MAX_PATH,
+    described,
+    distribution_name,
+    shown,
+    shown_path,
+    version_string,
+)
 
 PROG = "layerhub"
 EXIT_OK = 0
@@ -241,7 +248,9 @@ def _inspect_json(opened: Any, rows: Sequence[Sequence[str]], problems: Sequence
         "file": shown_path(opened.path),
         "format": opened.description,
         "layerhub_version": (
-            shown(opened.manifest.layerhub_version, 40) if opened.manifest is not None else None
+            _claimed_version(opened.manifest.layerhub_version)
+            if opened.manifest is not None
+            else None
         ),
         "needs": [dict(zip(keys, row, strict=True)) for row in rows],
         "ok": not problems,
@@ -301,13 +310,13 @@ def _origin(opened: Any) -> str:
         return ""
     if opened.manifest is None:
         return " without a layerhub manifest (saved with plain model.save)"
-    return f", layerhub manifest from layerhub {shown(opened.manifest.layerhub_version, 40)}"
+    return f", layerhub manifest from layerhub {_claimed_version(opened.manifest.layerhub_version)}"
 
 
 def _need_row(need: Any, entry: Any) -> tuple[str, str, str, str, str]:
     """NAME, PLUGIN, SAVED WITH, INSTALLED, STATUS for one needed name; file strings escaped."""
     providers = need.providers
-    saved_version = shown(entry.version, 40) if entry is not None and entry.version else None
+    saved_version = version_string(entry.version) if entry is not None else None
     if need.by_keras:
         status = "ok (registered with Keras)"
     elif getattr(need, "skipped", False):
@@ -323,11 +332,7 @@ def _need_row(need: Any, entry: Any) -> tuple[str, str, str, str, str]:
         status = f"ok (saved with {saved_version})"
     else:
         status = "ok"
-    saved = (
-        " ".join(shown(v, 40) for v in (entry.distribution, entry.version) if v)
-        if entry is not None
-        else ""
-    )
+    saved = _saved_with(entry) if entry is not None else ""
     return (
         shown(need.name),
         ", ".join(sorted({p.plugin for p in providers})) or "-",
@@ -335,6 +340,24 @@ def _need_row(need: Any, entry: Any) -> tuple[str, str, str, str, str]:
         ", ".join(sorted({f"{p.distribution} {p.version}" for p in providers})) or "-",
         status,
     )
+
+
+def _claimed_version(version: object) -> str:
+    """A version from the file: its normal form if valid, else only what it is."""
+    valid = version_string(version)
+    return valid if valid is not None else f"(not a valid version: {described(version)})"
+
+
+def _saved_with(entry: Any) -> str:
+    """SAVED WITH: the manifest's distribution and version, each only if ``packaging`` accepts
+    it; a claim that fails validation is described, never echoed, not even escaped."""
+    parts = []
+    if entry.distribution is not None:
+        name = distribution_name(entry.distribution)
+        parts.append(name if name is not None else f"({described(entry.distribution)})")
+    if entry.version is not None:
+        parts.append(_claimed_version(entry.version))
+    return " ".join(parts)
 
 
 def _remedy_lines(problems: Sequence[tuple[Any, str]], opened: Any) -> list[str]:
