@@ -30,11 +30,14 @@ class AmbiguousNameError(LayerHubError, LookupError):
     """A bare class name is provided by more than one plugin."""
 
     def __init__(self, name: str, registered_names: Sequence[str]) -> None:
+        from layerhub._private.untrusted import shown
+
         self.name = name
         self.registered_names = tuple(registered_names)
-        listed = ", ".join(self.registered_names)
+        # Names come from installed metadata and from the caller: escaped all the same.
+        listed = ", ".join(shown(n) for n in self.registered_names)
         super().__init__(
-            f"{name!r} is provided by several plugins ({listed}); "
+            f"{shown(name)!r} is provided by several plugins ({listed}); "
             "ask for one of these registered names instead"
         )
 

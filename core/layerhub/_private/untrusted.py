@@ -27,14 +27,14 @@ _IDENTIFIER_PATH: Final = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _BLOCK: Final = 1 << 20
 
 
-def shown(value: object, limit: int = MAX_SHOWN) -> str:
-    """``value`` as one printable line of at most ``limit`` characters (plus an ellipsis).
+def shown(text: object, limit: int = MAX_SHOWN) -> str:
+    """``text`` (or the ``repr`` of a non-string) as one printable line of at most ``limit`` characters (plus an ellipsis).
 
     The one escaping function for every sink (messages, warnings, CLI tables, JSON, logs):
     every character a terminal would act on, or that cannot be encoded, is written as its
     Python escape (``\\x1b``, ``\\n``, ``\\u202e``, ``\\ud800``); an escape is never cut in two.
     """
-    text = value if isinstance(value, str) else _safe_repr(value)
+    text = text if isinstance(text, str) else _safe_repr(text)
     pieces: list[str] = []
     size = 0
     # Only the first ``limit + 1`` characters can appear: a 64 MiB string costs no more.
@@ -75,12 +75,13 @@ def shown_path(path: str | os.PathLike[str]) -> str:
         return shown(path, MAX_PATH)
 
 
-def described(value: object) -> str:
-    """What ``value`` is, by kind and size, without any of its content.
+def described(text: object) -> str:
+    """What ``text`` (any decoded value) is, by kind and size, without any of its content.
 
     For strings that failed validation: text such as ``pip install evil-pkg`` must not reach
     the screen even escaped, so only its shape is reported.
     """
+    value = text
     if value is None:
         return "null"
     if isinstance(value, bool):
