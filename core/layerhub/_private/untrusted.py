@@ -28,7 +28,8 @@ _BLOCK: Final = 1 << 20
 
 
 def shown(text: object, limit: int = MAX_SHOWN) -> str:
-    """``text`` (or the ``repr`` of a non-string) as one printable line of at most ``limit`` characters (plus an ellipsis).
+    """``text`` (a non-string: its ``repr``) as one printable line of at most ``limit``
+    characters, plus an ellipsis when cut.
 
     The one escaping function for every sink (messages, warnings, CLI tables, JSON, logs):
     every character a terminal would act on, or that cannot be encoded, is written as its
