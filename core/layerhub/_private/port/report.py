@@ -1,0 +1,50 @@
+"""What ``layerhub port`` prints: the findings line by line, and the parity table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from layerhub._private.port.check import TOLERANCE, Row
+from layerhub._private.port.rewrite import Finding
+from layerhub._private.untrusted import MAX_PATH, shown
+
+_MESSAGE = 300
+
+
+def findings(source: str, found: Sequence[Finding]) -> list[str]:
+    """One line a finding, ``SOURCE:LINE: TODO(port): ...`` or ``SOURCE:LINE: note: ...``."""
+    where = shown(source, MAX_PATH)
+    return [
+        f"{where}:{f.line}: {'TODO(port)' if f.todo else 'note'}: {shown(f.message, _MESSAGE)}"
+        for f in found
+    ]
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def parity_table(rows: Sequence[Row]) -> list[str]:
+    """The ``--check`` table: one row a layer and example."""
+    header = ["layer", "input shape", "weights", "max |out diff|", "max |grad diff|", "result"]
+    lines = [header]
+    for row in rows:
+        if row.ok:
+            result = "ok"
+        elif row.error is not None:
+            result = f"FAILED: {shown(row.error, _MESSAGE)}"
+        else:
+            result = f"FAILED: differs by more than {TOLERANCE:g} x {row.scale:.3g}"
+        lines.append([
+            shown(row.item.cls),
+            shown(row.item.input_shape),
+            shown(", ".join(row.weights) or "-"),
+            _number(row.output),
+            _number(row.gradient),
+            result,
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return [
+        "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]])
+        for line in lines
+    ]
