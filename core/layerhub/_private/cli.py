@@ -537,6 +537,13 @@ def cmd_add_layer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_port(args: argparse.Namespace) -> int:
+    # layerhub port (issue 27): its own module, imported only when used (it needs libcst).
+    from layerhub._private.port.command import run
+
+    return run(args)
+
+
 # -- entry point ----------------------------------------------------------------------------------
 
 
@@ -643,6 +650,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("add-layer", cmd_add_layer, "add a layer to a plugin made by 'layerhub new'")
     p.add_argument("dir", metavar="DIR", help="the plugin's directory (with pyproject.toml)")
     p.add_argument("layer", metavar="CLASS", help="layer class name, like Bar")
+
+    p = command("port", cmd_port, "port a Keras 2 layer module to a tested Keras 3 plugin")
+    p.add_argument("source", metavar="SOURCE", help="a .py module defining Keras 2 layers")
+    p.add_argument(
+        "--class", dest="classes", action="append", default=[], metavar="NAME",
+        help="port only this layer class; repeat for several (default: every layer class)",
+    )
+    p.add_argument("--dir", default=".", metavar="DIR", help="parent directory (default: .)")
+    p.add_argument("--dist", metavar="NAME", help="'layerhub-foo' (default: from SOURCE's name)")
+    p.add_argument(
+        "--example", action="append", default=[], metavar="CLASS=JSON",
+        help='the kit\'s example for CLASS: [init_kwargs, input_shape], instead of the probe\'s',
+    )
+    p.add_argument(
+        "--check", action="store_true",
+        help="run the original under tf-keras and the port under Keras 3; compare",
+    )
     return parser
 
 
