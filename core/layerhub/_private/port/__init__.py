@@ -97,7 +97,7 @@ def port(
     dist = distribution or path.stem.replace("_", "-").lower()
     package = scaffold.plugin_names(dist, "Layer").package
     try:
-        rewritten = rewrite(text, package, keep=set(classes) or None)
+        rewritten = rewrite(text, package)
     except libcst.ParserSyntaxError as error:
         raise PortError(
             f"{shown_path(path)} is not valid Python: line {error.raw_line}: "
@@ -112,6 +112,8 @@ def port(
             f"{shown_path(path)} has no Keras layer class {shown(missing[0])} "
             f"(layer classes: {', '.join(found)})"
         )
+    if classes:
+        rewritten = rewrite(text, package, keep=set(classes))
     chosen = [layer for layer in rewritten.layers if not classes or layer.name in classes]
     report = "\n".join(finding_lines(path.name, rewritten.findings)) or "nothing to report"
     root, _ = plugin.write(rewritten, path, chosen, dist, Path(parent), {}, report)

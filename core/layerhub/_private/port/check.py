@@ -198,7 +198,7 @@ for item in job["items"]:
                  **{"weight/" + k: v for k, v in weights.items()})
         out[key] = None
     except Exception as error:
-        out[key] = type(error).__name__ + ": " + str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        out[key] = (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]
 print("ORIGINAL" + json.dumps(out))
 '''
 
@@ -260,7 +260,7 @@ for index, item in enumerate(job["items"]):
         rows[key] = {"output": out_diff, "gradient": grad_diff, "scale": scale,
                      "weights": sorted(new)}
     except Exception as error:
-        rows[key] = {"error": type(error).__name__ + ": " + (str(error).splitlines() or [""])[0][:300]}
+        rows[key] = {"error": (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]}
 print("PORTED" + json.dumps(rows))
 '''
 
