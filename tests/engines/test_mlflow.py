@@ -6,7 +6,8 @@ process, which has no plugin, saves the same ``.keras`` file by path with
 ``layerhub.mlflow.save_model`` (its requirements come from the manifest alone). A fresh process
 with the plugin installed, which imports nothing but mlflow (and pandas and NumPy for the data),
 loads each with ``mlflow.pyfunc.load_model``: layerhub's equal the original's predictions, and
-MLflow's own Keras flavor fails with "Could not locate class".
+MLflow's own Keras flavor fails with "Could not locate class"; then, in the same process,
+``layerhub.mlflow.load_model`` returns the Keras model.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ for key in sorted(uris, key=lambda k: k != "plain"):
         found[key] = "error: " + str(error)
     if key == "plain":
         found["plugin_imported_by_plain"] = "layerhub_scale" in sys.modules
+# Last, the Keras model itself through layerhub.mlflow.load_model.
+import layerhub.mlflow
+
+model = layerhub.mlflow.load_model(uris["ours"])
+found["keras"] = [type(model.layers[1]).__name__, model.predict(x, verbose=0).tolist()]
 print(json.dumps(found))
 """
 
@@ -91,6 +97,10 @@ def test_pyfunc_loads_in_a_fresh_process_and_the_plain_flavor_fails(
     assert isinstance(found["plain"], str)
     assert "Could not locate class 'Scale'" in found["plain"]
     assert found["plugin_imported_by_plain"] is False
+    # layerhub.mlflow.load_model gives the Keras model itself.
+    name, predictions = found["keras"]
+    assert name == "Scale"
+    np.testing.assert_allclose(np.array(predictions), scale_model.y, rtol=1e-6, atol=1e-6)
 
 
 def test_logged_requirements_name_every_plugin(logged: Any, scale_model: Any) -> None:
@@ -111,23 +121,10 @@ def test_logged_requirements_name_every_plugin(logged: Any, scale_model: Any) ->
         assert f"layerhub-scale=={scale_model.plugin_version}" in (local / "conda.yaml").read_text()
 
 
-def test_load_model_returns_the_keras_model(logged: Any, scale_model: Any, tools: Any) -> None:
-    folder, store, env, uris = logged
-    code = (
-        "import sys, json, numpy as np, mlflow, layerhub.mlflow\n"
-        "mlflow.set_tracking_uri(sys.argv[1])\n"
-        "model = layerhub.mlflow.load_model(sys.argv[2])\n"
-        "x = np.load(sys.argv[3])['x']\n"
-        "print(json.dumps([type(model.layers[1]).__name__, model.predict(x, verbose=0).tolist()]))"
-    )
-    np.savez(folder / "x2.npz", x=scale_model.x)
-    name, y = tools.json_line(
-        tools.run_child(code, store, uris["ours"], str(folder / "x2.npz"), env=env, cwd=folder)
-    )
-    assert name == "Scale"
-    np.testing.assert_allclose(np.array(y), scale_model.y, rtol=1e-6, atol=1e-6)
+def test_load_model_refuses_a_model_it_did_not_log(logged: Any) -> None:
     import mlflow
 
+    _folder, store, _env, uris = logged
     mlflow.set_tracking_uri(store)
     with pytest.raises(layerhub.ModelFileError, match=r"not logged by layerhub\.mlflow"):
         layerhub.mlflow.load_model(uris["plain"])

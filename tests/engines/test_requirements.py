@@ -8,8 +8,10 @@ an import is also made lazily: ``import layerhub.ray`` and the others import no 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -40,28 +42,24 @@ def test_lines_come_from_the_manifest(scale_model: Any) -> None:
     assert requirements(scale_model.path) == [*core_requirements(), plugin]
 
 
-_HAND_REGISTERED = """
-import sys, keras, layerhub
-
-@keras.saving.register_keras_serializable(package="mine")
-class Twice(keras.layers.Layer):
-    def call(self, x):
-        return 2 * x
-
-model = keras.Sequential([keras.Input((3,)), Twice()])
-layerhub.save_model(model, sys.argv[1])
-"""
-
-
-def test_a_class_without_distribution_is_an_error(
-    tmp_path: Path, tools: Any, plugin_absent_here: None
+def test_a_name_without_distribution_is_an_error(
+    scale_model: Any, tmp_path: Path, plugin_absent_here: None
 ) -> None:
-    path = tmp_path / "mine.keras"
-    tools.run_child(_HAND_REGISTERED, str(path), env=tools.child_env(), cwd=tmp_path)
+    # As layerhub.save_model records a class registered by hand: no distribution, no version.
+    path = tmp_path / "by-hand.keras"
+    shutil.copyfile(scale_model.path, path)
+    manifest = {
+        "format": 1,
+        "layerhub_version": layerhub.__version__,
+        "objects": {"layerhub_scale>Scale": {"distribution": None, "version": None}},
+    }
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.comment = b"layerhub-manifest:" + json.dumps(manifest).encode()
     done = _cli("requirements", str(path))
     assert done.returncode == 1
-    assert "no distribution is known for mine>Twice" in done.stderr
-    with pytest.raises(layerhub.MissingPluginError, match="mine>Twice"):
+    assert "no distribution is known for layerhub_scale>Scale" in done.stderr
+    assert done.stdout == ""
+    with pytest.raises(layerhub.MissingPluginError, match="layerhub_scale>Scale"):
         requirements(path)
 
 
