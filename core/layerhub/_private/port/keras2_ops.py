@@ -24,6 +24,7 @@ __all__ = [
     "hard_sigmoid",
     "image_dim_ordering",
     "l2_normalize",
+    "output_shape",
     "repeat",
     "sqrt",
     "switch",
@@ -122,6 +123,32 @@ def constant(value: Any, dtype: str | None = None) -> Any:
 def image_dim_ordering() -> str:
     """``K.image_dim_ordering``: ``"tf"`` for channels_last, ``"th"`` for channels_first."""
     return "tf" if keras.config.image_data_format() == "channels_last" else "th"
+
+
+def output_shape(layer: Any, input_shape: Any) -> Any:
+    """The shape ``layer.call`` gives for ``input_shape``, found by tracing it symbolically.
+
+    Keras 2 (tf.keras) did this for a layer without ``compute_output_shape``; Keras 3 asks the
+    layer for it. Shapes do not depend on the dtype, so the trace runs in the variable dtype.
+    """
+    # Keras 3 exposes no public function that traces a callable with symbolic tensors.
+    from keras.src.backend import compute_output_spec
+
+    several = isinstance(input_shape, list) and bool(input_shape) and isinstance(
+        input_shape[0], (list, tuple)
+    )
+    if not layer.built:
+        layer.build(input_shape)
+        layer.built = True
+    dtype = layer.variable_dtype or keras.config.floatx()
+    if several:
+        inputs: Any = [keras.KerasTensor(tuple(s), dtype=dtype) for s in input_shape]
+    else:
+        inputs = keras.KerasTensor(tuple(input_shape), dtype=dtype)
+    outputs = compute_output_spec(layer.call, inputs)
+    if isinstance(outputs, (list, tuple)):
+        return [tuple(o.shape) for o in outputs]
+    return tuple(outputs.shape)
 
 
 def variable(

@@ -372,6 +372,12 @@ class PortTransformer(cst.CSTTransformer):
             self.note(original_node, f"{name} defines get_output_shape_for and "
                       "compute_output_shape; Keras 3 uses compute_output_shape")
         body = list(updated_node.body.body)
+        if "call" in methods and not {"compute_output_shape", "get_output_shape_for"} & set(
+            methods
+        ):
+            # Keras 2 traced call() for the output shape; Keras 3 asks the layer.
+            self.uses_helpers = True
+            body.append(_OUTPUT_SHAPE)
         init = methods.get("__init__")
         stored = _stored_arguments(init, info) if init is not None else {}
         config = methods.get("get_config")
@@ -662,6 +668,12 @@ class PortTransformer(cst.CSTTransformer):
         operator = "==" if isinstance(target.operator, cst.Equal) else "!="
         return cst.parse_expression(f'keras.config.image_data_format() {operator} "{value}"')
 
+
+_OUTPUT_SHAPE: Final = cast(cst.FunctionDef, cst.parse_statement(
+    "def compute_output_shape(self, input_shape):\n"
+    "    # Written by layerhub port: Keras 2 found the output shape by tracing call().\n"
+    f"    return {_HELPERS}.output_shape(self, input_shape)\n"
+)).with_changes(leading_lines=[cst.EmptyLine(indent=False)])
 
 _EQUAL: Final = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")

@@ -195,6 +195,8 @@ STRUCTURE: Final[list[tuple[str, str]]] = [
      "`list(...)`"),
     ("`super(Cls, self)`", "`super()`"),
     ("`get_output_shape_for`", "`compute_output_shape`"),
+    ("no `compute_output_shape` (Keras 2 traced `call()`)", "`compute_output_shape` returning "
+     "`_keras2.output_shape(self, input_shape)`, which traces `call()` symbolically"),
     ("`K.image_dim_ordering() == 'tf'` / `'th'`",
      "`keras.config.image_data_format() == 'channels_last'` / `'channels_first'`"),
     ("`initializers.normal(...)`, `initializations.get(...)`",
