@@ -21,10 +21,15 @@ import pytest
 
 pytest.importorskip("libcst")
 
-from layerhub._private import cli  # noqa: E402
-from layerhub._private.port import PortError, Ported, parse_example, port  # noqa: E402
-from layerhub._private.port import table  # noqa: E402
-from layerhub._private.port.rewrite import rewrite  # noqa: E402
+from layerhub._private import cli
+from layerhub._private.port import (
+    Ported,
+    PortError,
+    parse_example,
+    port,
+    table,
+)
+from layerhub._private.port.rewrite import rewrite
 
 FIXTURES = Path(__file__).parent / "port_fixtures"
 ROOT = Path(__file__).parent.parent
@@ -94,7 +99,9 @@ def test_imports_become_keras3_and_comments_survive() -> None:
         "        return s\n"
     )
     code = _port(source)
-    assert code.startswith('"""Doc."""\n\nimport numpy as np\n\nimport keras\nfrom keras import ops\n')
+    assert code.startswith(
+        '"""Doc."""\n\nimport numpy as np\n\nimport keras\nfrom keras import ops\n'
+    )
     assert "tensorflow" not in code  # tf was only used for tf.keras
     assert "class L(keras.layers.Layer):" in code
     assert "super().__init__(**kwargs)  # keep me" in code
@@ -105,14 +112,21 @@ def test_imports_become_keras3_and_comments_survive() -> None:
 
 
 def test_add_weight_positional_orders() -> None:
-    keras2 = _port(f"{K2}class L(Layer):\n    def build(self, s):\n"
-                   "        self.w = self.add_weight('w', (3,), 'float32', 'ones')\n")
+    keras2 = _port(
+        f"{K2}class L(Layer):\n    def build(self, s):\n"
+        "        self.w = self.add_weight('w', (3,), 'float32', 'ones')\n"
+    )
     assert "self.add_weight(name='w', shape=(3,), dtype='float32', initializer='ones')" in keras2
-    keras1 = _port(f"{K2}class L(Layer):\n    def build(self, s):\n"
-                   "        self.w = self.add_weight((3,), 'ones', 'w')\n")
+    keras1 = _port(
+        f"{K2}class L(Layer):\n    def build(self, s):\n"
+        "        self.w = self.add_weight((3,), 'ones', 'w')\n"
+    )
     assert "self.add_weight(name='w', shape=(3,), initializer='ones')" in keras1
-    unknown = rewrite(f"{K2}class L(Layer):\n    def build(self, s):\n"
-                      "        self.w = self.add_weight(shape, 'ones')\n", "p")
+    unknown = rewrite(
+        f"{K2}class L(Layer):\n    def build(self, s):\n"
+        "        self.w = self.add_weight(shape, 'ones')\n",
+        "p",
+    )
     assert [(f.line, f.todo) for f in unknown.findings] == [(7, True)]
     assert "order is not certain" in unknown.findings[0].message
 
@@ -143,22 +157,25 @@ def test_untranslatable_constructs_are_reported_by_line_and_marked() -> None:
         (16, "K.in_train_phase"),
     ]
     lines = result.code.splitlines()
-    marked = lines.index("        noisy = K.in_train_phase(K.dropout(conv, self.rate), conv, "
-                         "training=training)")
+    marked = lines.index(
+        "        noisy = K.in_train_phase(K.dropout(conv, self.rate), conv, training=training)"
+    )
     assert lines[marked - 1].startswith("        # TODO(port): line 16: K.in_train_phase")
     assert "line 16: K.dropout" in lines[marked - 2]
     assert "    'line 16: K.dropout: random numbers" in result.code  # in PORT_TODO
 
 
 def test_unknown_backend_function_is_not_guessed() -> None:
-    result = rewrite(f"{K2}class L(Layer):\n    def call(self, x):\n"
-                     "        return K.ctc_decode(x, 3)\n", "p")
+    result = rewrite(
+        f"{K2}class L(Layer):\n    def call(self, x):\n        return K.ctc_decode(x, 3)\n", "p"
+    )
     assert [f.message for f in result.findings] == [
         "K.ctc_decode: no entry in the translation table"
     ]
     assert "return K.ctc_decode(x, 3)" in result.code
-    wrong = rewrite(f"{K2}class L(Layer):\n    def call(self, x):\n"
-                    "        return K.sum(x, axes=1)\n", "p")
+    wrong = rewrite(
+        f"{K2}class L(Layer):\n    def call(self, x):\n        return K.sum(x, axes=1)\n", "p"
+    )
     assert "argument 'axes' is not in the Keras 2 signature" in wrong.findings[0].message
 
 
@@ -189,7 +206,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(PortError, match="--example takes CLASS=JSON"):
         parse_example("MyLayer={}")
     assert parse_example('MyLayer=[{"output_dim": 2}, [[2, 3], [2, 3]]]') == (
-        "MyLayer", ({"output_dim": 2}, [(2, 3), (2, 3)])
+        "MyLayer",
+        ({"output_dim": 2}, [(2, 3), (2, 3)]),
     )
 
 
@@ -238,7 +256,8 @@ def test_every_fixture_ports_completely(ported: dict[str, Ported]) -> None:
     assert 'MyLayer = "layerhub_port_mylayer:MyLayer"' in pyproject
     assert 'MyMultiLayer = "layerhub_port_mylayer:MyMultiLayer"' in pyproject
     bad = ported["untranslatable.py"]
-    assert not bad.complete and bad.examples == {"NoisyBlock": None}
+    assert not bad.complete
+    assert bad.examples == {"NoisyBlock": None}
 
 
 @pytest.mark.slow
@@ -270,7 +289,8 @@ def test_generated_tests_pass_the_kit_and_fail_on_todo(
     ], result.stdout[-6000:]
     assert "layerhub port left untranslated code" in result.stdout
     passed = re.search(r"(\d+) passed", result.stdout)
-    assert passed is not None and int(passed.group(1)) == 2 * 9, result.stdout[-3000:]
+    assert passed is not None, result.stdout[-3000:]
+    assert int(passed.group(1)) == 2 * 9, result.stdout[-3000:]
 
 
 @pytest.mark.slow
@@ -290,14 +310,21 @@ def test_ports_match_tf_keras(ported: dict[str, Ported], tmp_path: Path) -> None
     # weight renamed so that it cannot be copied by name.
     fm = ported["fm.py"]
     for dist, old, new in [("fmhalf", "0.5 *", "0.25 *"), ("fmname", 'name="V"', 'name="V2"')]:
-        broken = port(FIXTURES / "fm.py", parent=tmp_path, distribution=dist,
-                      examples={"FMLayer": fm.examples["FMLayer"]})
+        broken = port(
+            FIXTURES / "fm.py",
+            parent=tmp_path,
+            distribution=dist,
+            examples={"FMLayer": fm.examples["FMLayer"]},
+        )
         module = broken.root / broken.package / f"{broken.module}.py"
         text = module.read_text()
         assert old in text
         module.write_text(text.replace(old, new))
-        items.append(Item(FIXTURES / "fm.py", "FMLayer", broken.root, broken.package,
-                          *fm.examples["FMLayer"]))
+        items.append(
+            Item(
+                FIXTURES / "fm.py", "FMLayer", broken.root, broken.package, *fm.examples["FMLayer"]
+            )
+        )
     rows = parity(items)
     good, half, renamed = rows[:-2], rows[-2], rows[-1]
     assert [r.item.cls for r in good if not r.ok] == [], [r for r in good if not r.ok]
@@ -305,22 +332,44 @@ def test_ports_match_tf_keras(ported: dict[str, Ported], tmp_path: Path) -> None
     assert dict(zip([r.item.cls for r in good], [r.weights for r in good], strict=True))[
         "Scale"
     ] == ("beta", "gamma")
-    assert not half.ok and half.error is None and half.output is not None and half.output > 1e-3
-    assert not renamed.ok and "weights differ by name" in str(renamed.error)
+    assert not half.ok
+    assert half.error is None
+    assert half.output is not None
+    assert half.output > 1e-3
+    assert not renamed.ok
+    assert "weights differ by name" in str(renamed.error)
 
 
 @pytest.mark.slow
 def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = str(FIXTURES / "untranslatable.py")
-    status = cli.main(["port", source, "--dir", str(tmp_path), "--example",
-                       'NoisyBlock=[{"rate": 0.5}, [2, 4, 4, 3]]'])
+    status = cli.main(
+        [
+            "port",
+            source,
+            "--dir",
+            str(tmp_path),
+            "--example",
+            'NoisyBlock=[{"rate": 0.5}, [2, 4, 4, 3]]',
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 1
     assert "report: 4 construct(s) left marked TODO(port), 0 note(s)" in out
     assert "untranslatable.py:16: TODO(port): K.dropout: random numbers" in out
     assert "NoisyBlock: init_kwargs={'rate': 0.5}, input_shape=(2, 4, 4, 3)" in out
-    args = ["port", str(FIXTURES / "mylayer.py"), "--dir", str(tmp_path), "--dist", "cli-my",
-            "--class", "MyLayer", "--example", 'MyLayer=[{"output_dim": 2}, [2, 3]]']
+    args = [
+        "port",
+        str(FIXTURES / "mylayer.py"),
+        "--dir",
+        str(tmp_path),
+        "--dist",
+        "cli-my",
+        "--class",
+        "MyLayer",
+        "--example",
+        'MyLayer=[{"output_dim": 2}, [2, 3]]',
+    ]
     from layerhub._private.port.check import tf_keras_installed
 
     if tf_keras_installed():
@@ -332,7 +381,7 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
     if tf_keras_installed():
         assert re.search(r"MyLayer\s+\(2, 3\)\s+kernel\s+\S+\s+\S+\s+ok", out), out
     init = (tmp_path / "layerhub-cli-my" / "layerhub_cli_my" / "__init__.py").read_text()
-    assert '"MyLayer": ({\'output_dim\': 2}, (2, 3)),' in init
+    assert "\"MyLayer\": ({'output_dim': 2}, (2, 3))," in init
     assert "MyMultiLayer" not in init
     assert cli.main(args) == 2  # the plugin's directory exists now
     assert "already exists" in capsys.readouterr().err

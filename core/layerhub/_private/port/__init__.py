@@ -100,8 +100,7 @@ def port(
         rewritten = rewrite(text, package)
     except libcst.ParserSyntaxError as error:
         raise PortError(
-            f"{shown_path(path)} is not valid Python: line {error.raw_line}: "
-            f"{shown(error.message)}"
+            f"{shown_path(path)} is not valid Python: line {error.raw_line}: {shown(error.message)}"
         ) from None
     found = [layer.name for layer in rewritten.layers]
     if not found:
@@ -122,7 +121,9 @@ def port(
     given = dict(examples or {})
     wanted = [layer for layer in chosen if layer.name not in given]
     probed = plugin.probe(root, package, module, wanted) if wanted else {}
-    chosen_examples = {layer.name: given.get(layer.name, probed.get(layer.name)) for layer in chosen}
+    chosen_examples = {
+        layer.name: given.get(layer.name, probed.get(layer.name)) for layer in chosen
+    }
     chosen_examples = {k: _plain(v) for k, v in chosen_examples.items()}
     plugin.set_examples(root, names, chosen_examples)
     return Ported(

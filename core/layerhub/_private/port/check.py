@@ -37,7 +37,7 @@ _SEED: Final = 0
 # Shared by both children: a layer's weights by name. A sublayer's weights are named by the
 # attribute that holds the sublayer; a weight whose Keras 2 name was built from the layer's
 # name ("l2norm_gamma") loses that prefix.
-_NAMED_WEIGHTS: Final = r'''
+_NAMED_WEIGHTS: Final = r"""
 def named_weights(layer, base, prefix=""):
     subs = sorted((k, v) for k, v in vars(layer).items()
                   if isinstance(v, base) and v is not layer and not k.startswith("_"))
@@ -69,9 +69,11 @@ def cotangents(outputs, seed):
     import numpy as np
     rng = np.random.default_rng(seed + 1)
     return [rng.normal(size=tuple(o.shape)).astype("float32") for o in outputs]
-'''
+"""
 
-_ORIGINAL: Final = _NAMED_WEIGHTS + r'''
+_ORIGINAL: Final = (
+    _NAMED_WEIGHTS
+    + r'''
 import importlib.abc, importlib.util, json, sys, types, warnings
 warnings.simplefilter("ignore")
 job = json.loads(sys.argv[1])
@@ -201,8 +203,11 @@ for item in job["items"]:
         out[key] = (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]
 print("ORIGINAL" + json.dumps(out))
 '''
+)
 
-_PORTED: Final = _NAMED_WEIGHTS + r'''
+_PORTED: Final = (
+    _NAMED_WEIGHTS
+    + r"""
 import importlib, json, sys, warnings
 warnings.simplefilter("ignore")
 job = json.loads(sys.argv[1])
@@ -262,7 +267,8 @@ for index, item in enumerate(job["items"]):
     except Exception as error:
         rows[key] = {"error": (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]}
 print("PORTED" + json.dumps(rows))
-'''
+"""
+)
 
 
 class ParityError(LayerHubError):
@@ -331,7 +337,7 @@ def _child(
     )
     for line in result.stdout.splitlines():
         if line.startswith(tag):
-            found: dict[str, Any] = json.loads(line[len(tag):])
+            found: dict[str, Any] = json.loads(line[len(tag) :])
             return found
     tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
     raise ParityError(f"the {tag.lower()} child failed: {tail[:300]}")
@@ -356,23 +362,34 @@ def parity(items: Sequence[Item], timeout: float = 900) -> list[Row]:
             if item.source not in texts:
                 texts[item.source] = item.source.read_text(encoding="utf-8")
             groups.setdefault(".value" in texts[item.source], []).append(
-                {"index": index, "source": str(item.source), "class": item.cls,
-                 "init_kwargs": item.init_kwargs, "input_shape": item.input_shape}
+                {
+                    "index": index,
+                    "source": str(item.source),
+                    "class": item.cls,
+                    "init_kwargs": item.init_kwargs,
+                    "input_shape": item.input_shape,
+                }
             )
         errors: dict[int, str | None] = {}
         env = {**base_env, "TF_USE_LEGACY_KERAS": "1"}
         for tf1, group in groups.items():
             job = {"seed": _SEED, "out": out, "tf1_dimensions": tf1, "items": group}
             found = _child(_ORIGINAL, "ORIGINAL", job, env, True, timeout)
-            errors.update({entry["index"]: found.get(str(entry["index"]), "not run")
-                           for entry in group})
+            errors.update(
+                {entry["index"]: found.get(str(entry["index"]), "not run") for entry in group}
+            )
         ported_job = {
             "seed": _SEED,
             "out": out,
             "items": [
-                {"class": it.cls, "root": str(it.root), "package": it.package,
-                 "init_kwargs": it.init_kwargs, "input_shape": it.input_shape,
-                 "reference_error": errors.get(i, "not run")}
+                {
+                    "class": it.cls,
+                    "root": str(it.root),
+                    "package": it.package,
+                    "init_kwargs": it.init_kwargs,
+                    "input_shape": it.input_shape,
+                    "reference_error": errors.get(i, "not run"),
+                }
                 for i, it in enumerate(items)
             ],
         }

@@ -55,15 +55,18 @@ def run(args: argparse.Namespace) -> int:
     )
     todo = sum(1 for f in ported.findings if f.todo)
     print()
-    print(f"report: {todo} construct(s) left marked TODO(port), "
-          f"{len(ported.findings) - todo} note(s)")
+    print(
+        f"report: {todo} construct(s) left marked TODO(port), {len(ported.findings) - todo} note(s)"
+    )
     for line in lines:
         print(f"  {line}")
     print()
     print("examples the kit runs (LAYERHUB_EXAMPLES):")
     for name, example in ported.examples.items():
-        shown_example = "none found: TODO(port), give one with --example" if example is None else (
-            f"init_kwargs={example[0]!r}, input_shape={example[1]!r}"
+        shown_example = (
+            "none found: TODO(port), give one with --example"
+            if example is None
+            else (f"init_kwargs={example[0]!r}, input_shape={example[1]!r}")
         )
         print(f"  {name}: {shown(shown_example, 300)}")
     if args.check:
@@ -99,8 +102,15 @@ def _as_json(ported: Any, lines: list[str], rows: list[Any]) -> dict[str, Any]:
             for name, ex in ported.examples.items()
         },
         "check": [
-            {"class": r.item.cls, "input_shape": r.item.input_shape, "output": r.output,
-             "gradient": r.gradient, "ok": r.ok, "error": r.error, "weights": list(r.weights)}
+            {
+                "class": r.item.cls,
+                "input_shape": r.item.input_shape,
+                "output": r.output,
+                "gradient": r.gradient,
+                "ok": r.ok,
+                "error": r.error,
+                "weights": list(r.weights),
+            }
             for r in rows
         ],
     }

@@ -134,8 +134,10 @@ def output_shape(layer: Any, input_shape: Any) -> Any:
     # Keras 3 exposes no public function that traces a callable with symbolic tensors.
     from keras.src.backend import compute_output_spec
 
-    several = isinstance(input_shape, list) and bool(input_shape) and isinstance(
-        input_shape[0], (list, tuple)
+    several = (
+        isinstance(input_shape, list)
+        and bool(input_shape)
+        and isinstance(input_shape[0], (list, tuple))
     )
     if not layer.built:
         layer.build(input_shape)
@@ -165,8 +167,11 @@ def variable(
     Keras 2 tracked such a variable once it was listed in ``trainable_weights``; Keras 3 tracks
     weights made by ``add_weight``, so the weight is made by it, with ``value`` as initializer.
     """
-    initial = np.asarray(value if isinstance(value, (int, float, list, tuple, np.ndarray)) else
-                         ops.convert_to_numpy(value))
+    initial = np.asarray(
+        value
+        if isinstance(value, (int, float, list, tuple, np.ndarray))
+        else ops.convert_to_numpy(value)
+    )
 
     def initializer(shape: Any, dtype: Any = None) -> Any:
         return ops.cast(ops.convert_to_tensor(initial), dtype)

@@ -86,11 +86,13 @@ def write(
         helpers = Path(__file__).with_name("keras2_ops.py").read_text(encoding="utf-8")
         (scratch / package / f"{HELPERS_MODULE}.py").write_text(helpers, encoding="utf-8")
         init = scratch / package / "__init__.py"
-        init.write_text(_init(init.read_text(encoding="utf-8"), names, module, examples),
-                        encoding="utf-8")
+        init.write_text(
+            _init(init.read_text(encoding="utf-8"), names, module, examples), encoding="utf-8"
+        )
         readme = scratch / "README.md"
-        readme.write_text(_readme(readme.read_text(encoding="utf-8"), source, report),
-                          encoding="utf-8")
+        readme.write_text(
+            _readme(readme.read_text(encoding="utf-8"), source, report), encoding="utf-8"
+        )
         for layer_names in names:
             test = scratch / "tests" / f"test_{layer_names.module}.py"
             test.write_text(_test(layer_names, module), encoding="utf-8")
@@ -118,10 +120,14 @@ def _init(text: str, names: Sequence[PluginNames], module: str, examples: dict[s
         "def layerhub_legacy_names() -> dict[str, object]:\n"
         f"    return {{\n{legacy}    }}\n"
     )
-    text, hooks = re.subn(r"^# If Keras 2 code saved.*\Z", hook, text, flags=re.MULTILINE | re.DOTALL)
+    text, hooks = re.subn(
+        r"^# If Keras 2 code saved.*\Z", hook, text, flags=re.MULTILINE | re.DOTALL
+    )
     if count != 1 or hooks != 1:
-        raise ScaffoldError("the plugin template's __init__.py changed; layerhub port needs "
-                            "its LAYERHUB_EXAMPLES and legacy-names comment")
+        raise ScaffoldError(
+            "the plugin template's __init__.py changed; layerhub port needs "
+            "its LAYERHUB_EXAMPLES and legacy-names comment"
+        )
     return text
 
 
@@ -152,8 +158,10 @@ def _example_line(class_name: str, example: Any) -> str:
             f'    "{class_name}": None,\n'
         )
     kwargs, shape = example
-    shape_code = repr(tuple(shape)) if not isinstance(shape[0], (list, tuple)) else repr(
-        [tuple(s) for s in shape]
+    shape_code = (
+        repr(tuple(shape))
+        if not isinstance(shape[0], (list, tuple))
+        else repr([tuple(s) for s in shape])
     )
     return f'    "{class_name}": ({kwargs!r}, {shape_code}),\n'
 
@@ -165,8 +173,7 @@ def _readme(text: str, source: Path, report: str) -> str:
         "what the Keras 2 code computed (see the module's docstrings). What the port did:\n\n"
         "```\n" + report.rstrip() + "\n```\n\n"
     )
-    return re.sub(r"## What it computes\n.*?(?=## Usage)", lambda _: section, text,
-                  flags=re.DOTALL)
+    return re.sub(r"## What it computes\n.*?(?=## Usage)", lambda _: section, text, flags=re.DOTALL)
 
 
 def _test(names: PluginNames, module: str) -> str:
@@ -210,7 +217,7 @@ def _test(names: PluginNames, module: str) -> str:
 
 # -- the probe: which arguments and input shapes build and run each layer ----------------------
 
-_PROBE: Final = r'''
+_PROBE: Final = r"""
 import importlib, json, sys, warnings
 warnings.simplefilter("ignore")
 import numpy as np
@@ -279,7 +286,7 @@ for info in job["layers"]:
             break
     results[info["name"]] = found
 print("PROBE" + json.dumps(results))
-'''
+"""
 
 
 def probe(
@@ -296,8 +303,9 @@ def probe(
         "root": str(root),
         "package": package,
         "module": module,
-        "layers": [{"name": i.name, "required": i.required, "arguments": i.arguments}
-                   for i in layers],
+        "layers": [
+            {"name": i.name, "required": i.required, "arguments": i.arguments} for i in layers
+        ],
         "required_value": REQUIRED_VALUE,
         "zero_initializers": sorted(_ZERO_INITIALIZERS),
         "shapes": CANDIDATE_SHAPES,
@@ -313,6 +321,6 @@ def probe(
     )
     for line in result.stdout.splitlines():
         if line.startswith("PROBE"):
-            found: dict[str, Any] = json.loads(line[len("PROBE"):])
+            found: dict[str, Any] = json.loads(line[len("PROBE") :])
             return found
     return {i.name: None for i in layers}

@@ -35,14 +35,16 @@ def parity_table(rows: Sequence[Row]) -> list[str]:
             result = f"FAILED: {shown(row.error, _MESSAGE)}"
         else:
             result = f"FAILED: differs by more than {TOLERANCE:g} x {row.scale:.3g}"
-        lines.append([
-            shown(row.item.cls),
-            shown(row.item.input_shape),
-            shown(", ".join(row.weights) or "-"),
-            _number(row.output),
-            _number(row.gradient),
-            result,
-        ])
+        lines.append(
+            [
+                shown(row.item.cls),
+                shown(row.item.input_shape),
+                shown(", ".join(row.weights) or "-"),
+                _number(row.output),
+                _number(row.gradient),
+                result,
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return [
         "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]])

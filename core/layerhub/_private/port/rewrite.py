@@ -12,7 +12,7 @@ import ast
 import dataclasses
 import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, cast
 
 import libcst as cst
@@ -28,8 +28,15 @@ _SERIALIZERS: Final = {
 }
 _PLAIN_CONVERSIONS: Final = frozenset({"int", "float", "bool", "str", "tuple", "list"})
 # add_weight's positional order in Keras 2 (keras-team/keras 2.x and tf.keras) and in Keras 1.
-_ADD_WEIGHT_2: Final = ("name", "shape", "dtype", "initializer", "regularizer", "trainable",
-                        "constraint")
+_ADD_WEIGHT_2: Final = (
+    "name",
+    "shape",
+    "dtype",
+    "initializer",
+    "regularizer",
+    "trainable",
+    "constraint",
+)
 _ADD_WEIGHT_1: Final = ("shape", "initializer", "name", "trainable", "regularizer", "constraint")
 _WEIGHT_LISTS: Final = {
     "trainable_weights": True,
@@ -37,8 +44,17 @@ _WEIGHT_LISTS: Final = {
     "non_trainable_weights": False,
     "_non_trainable_weights": False,
 }
-_ATOMIC: Final = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.Integer, cst.Float,
-                  cst.SimpleString, cst.Tuple, cst.List)
+_ATOMIC: Final = (
+    cst.Name,
+    cst.Attribute,
+    cst.Call,
+    cst.Subscript,
+    cst.Integer,
+    cst.Float,
+    cst.SimpleString,
+    cst.Tuple,
+    cst.List,
+)
 _BLANK: Final = cst.Module([])
 
 
@@ -89,7 +105,7 @@ class Rewritten:
 def _normalised(dotted: str) -> str:
     for old, new in table.PREFIXES:
         if dotted == old or dotted.startswith(old + "."):
-            return new + dotted[len(old):]
+            return new + dotted[len(old) :]
     return dotted
 
 
@@ -126,12 +142,12 @@ def keras3_reference(dotted: str) -> str | None:
         return "keras"
     for old, new in table.MODULES.items():
         if dotted == old or dotted.startswith(old + "."):
-            return new + dotted[len(old):]
+            return new + dotted[len(old) :]
     for package in table.SAME_NAME:
         if dotted == package:
             return dotted
         if dotted.startswith(package + "."):
-            rest = dotted[len(package) + 1:].split(".")
+            rest = dotted[len(package) + 1 :].split(".")
             if package == "keras.initializers" and rest[0] in table.INITIALIZERS:
                 rest[0] = table.INITIALIZERS[rest[0]]
             candidate = ".".join([package, *rest])
@@ -147,8 +163,11 @@ def _bind(signature: str, call: cst.Call) -> tuple[dict[str, str], dict[str, str
     names = [a.arg for a in function.args.args]
     defaults = {
         a.arg: ast.unparse(d)
-        for a, d in zip(function.args.args[len(names) - len(function.args.defaults):],
-                        function.args.defaults, strict=True)
+        for a, d in zip(
+            function.args.args[len(names) - len(function.args.defaults) :],
+            function.args.defaults,
+            strict=True,
+        )
     }
     given: dict[str, str] = {}
     position = 0
@@ -198,8 +217,9 @@ def fill(entry: table.Entry, call: cst.Call) -> tuple[str | None, str | None]:
 class _Scan(cst.CSTVisitor):
     """First pass over a layer class: which attributes hold weights and how they are listed."""
 
-    def __init__(self, resolve: Any) -> None:
-        self.resolve = resolve
+    def __init__(self, name_of: Callable[[cst.CSTNode], str | None]) -> None:
+        super().__init__()
+        self.name_of = name_of
         self.variables: set[str] = set()  # self.<attr> = K.variable(...)
         self.add_weights: set[str] = set()  # self.<attr> = self.add_weight(...)
         self.frozen: set[str] = set()  # listed in non_trainable_weights
@@ -211,7 +231,7 @@ class _Scan(cst.CSTVisitor):
                 continue
             value = node.value
             if isinstance(value, cst.Call):
-                if self.resolve(value.func) == "keras.backend.variable":
+                if self.name_of(value.func) == "keras.backend.variable":
                     self.variables.add(attr)
                 elif _self_attr(value.func) == "add_weight":
                     self.add_weights.add(attr)
@@ -350,9 +370,12 @@ class PortTransformer(cst.CSTTransformer):
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> Any:
         self._function.pop()
-        if self._in_layer() and not self._function:
-            if updated_node.name.value == "get_output_shape_for":
-                updated_node = updated_node.with_changes(name=cst.Name("compute_output_shape"))
+        if (
+            self._in_layer()
+            and not self._function
+            and updated_node.name.value == "get_output_shape_for"
+        ):
+            updated_node = updated_node.with_changes(name=cst.Name("compute_output_shape"))
         return self._flush(updated_node)
 
     def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> Any:
@@ -369,8 +392,11 @@ class PortTransformer(cst.CSTTransformer):
             s.name.value: s for s in updated_node.body.body if isinstance(s, cst.FunctionDef)
         }
         if "get_output_shape_for" in methods and "compute_output_shape" in methods:
-            self.note(original_node, f"{name} defines get_output_shape_for and "
-                      "compute_output_shape; Keras 3 uses compute_output_shape")
+            self.note(
+                original_node,
+                f"{name} defines get_output_shape_for and "
+                "compute_output_shape; Keras 3 uses compute_output_shape",
+            )
         body = list(updated_node.body.body)
         if "call" in methods and not {"compute_output_shape", "get_output_shape_for"} & set(
             methods
@@ -383,13 +409,15 @@ class PortTransformer(cst.CSTTransformer):
         config = methods.get("get_config")
         missing = [a for a in info.arguments if config is None or a not in _config_keys(config)]
         for argument in [a for a in missing if a not in stored]:
-            self.findings.append(Finding(
-                self._line(original_node),
-                f"{name}: constructor argument {argument!r} is not stored in an attribute, so "
-                "get_config cannot return it",
-                True,
-                name,
-            ))
+            self.findings.append(
+                Finding(
+                    self._line(original_node),
+                    f"{name}: constructor argument {argument!r} is not stored in an attribute, so "
+                    "get_config cannot return it",
+                    True,
+                    name,
+                )
+            )
         entries = {a: stored[a] for a in missing if a in stored}
         unknown = [a for a in missing if a not in stored]
         if config is None and (info.arguments or unknown):
@@ -463,11 +491,16 @@ class PortTransformer(cst.CSTTransformer):
         names = _listed(value)
         known = scan.variables | scan.add_weights
         if names is not None and set(names) <= known:
-            self.note(original, "removed the weight list assignment: Keras 3 tracks the "
-                      "weights made by add_weight")
+            self.note(
+                original,
+                "removed the weight list assignment: Keras 3 tracks the weights made by add_weight",
+            )
             return cst.RemoveFromParent()
-        self.todo(original, "a weight list holding something other than weights made in this "
-                  "layer; create each weight with self.add_weight in build()")
+        self.todo(
+            original,
+            "a weight list holding something other than weights made in this "
+            "layer; create each weight with self.add_weight in build()",
+        )
         return original
 
     def _variable(self, attr: str, original: cst.Call, updated: cst.Assign) -> cst.BaseExpression:
@@ -482,8 +515,11 @@ class PortTransformer(cst.CSTTransformer):
         name = given.get("name")
         if name is None or not _is_plain_string(name):
             if name is not None:
-                self.note(original, f"weight {attr!r}: its Keras 2 name {name} is computed from "
-                          f"the layer's name; the port names it {attr!r}")
+                self.note(
+                    original,
+                    f"weight {attr!r}: its Keras 2 name {name} is computed from "
+                    f"the layer's name; the port names it {attr!r}",
+                )
             name = repr(attr)
         parts = [f"self, {given['value']}, name={name}"]
         parts += [f"{k}={given[k]}" for k in ("dtype", "constraint") if k in given]
@@ -499,19 +535,26 @@ class PortTransformer(cst.CSTTransformer):
         keywords = {a.keyword.value for a in updated.args if a.keyword is not None}
         extra = keywords - set(_ADD_WEIGHT_2)
         if extra:
-            self.todo(original, f"add_weight argument(s) {', '.join(sorted(extra))} have no "
-                      "certain Keras 3 counterpart")
+            self.todo(
+                original,
+                f"add_weight argument(s) {', '.join(sorted(extra))} have no "
+                "certain Keras 3 counterpart",
+            )
             return updated
         if not positional:
             return updated
         first = positional[0].value
+        order: tuple[str, ...]
         if isinstance(first, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
             order = _ADD_WEIGHT_2
         elif isinstance(first, (cst.Tuple, cst.List)):
             order = _ADD_WEIGHT_1
         else:
-            self.todo(original, "add_weight with positional arguments whose order is not "
-                      "certain (Keras 1 puts shape first, Keras 2 name): name each argument")
+            self.todo(
+                original,
+                "add_weight with positional arguments whose order is not "
+                "certain (Keras 1 puts shape first, Keras 2 name): name each argument",
+            )
             return updated
         if len(positional) > len(order):
             self.todo(original, "add_weight with more positional arguments than Keras 2 takes")
@@ -583,8 +626,11 @@ class PortTransformer(cst.CSTTransformer):
     def _reference(self, original: cst.CSTNode, updated: Any, dotted: str) -> Any:
         if not dotted.startswith("keras"):
             if dotted.split(".")[0] == "tensorflow" and dotted != "tensorflow":
-                self.note(original, f"{_code(original)}: a TensorFlow call, which ties the "
-                          "plugin to the TensorFlow backend of Keras")
+                self.note(
+                    original,
+                    f"{_code(original)}: a TensorFlow call, which ties the "
+                    "plugin to the TensorFlow backend of Keras",
+                )
             return updated
         if dotted.startswith("keras.backend.") or dotted == "keras.backend":
             if id(original) not in self._call_funcs:
@@ -594,8 +640,9 @@ class PortTransformer(cst.CSTTransformer):
             return updated
         target = keras3_reference(dotted)
         if target is None:
-            self.todo(original, f"{_code(original)} ({dotted}) has no entry in the translation "
-                      "table")
+            self.todo(
+                original, f"{_code(original)} ({dotted}) has no entry in the translation table"
+            )
             return updated
         if target != _code(updated):
             return cst.parse_expression(target)
@@ -626,8 +673,11 @@ class PortTransformer(cst.CSTTransformer):
             and target.startswith("keras.layers.")
             and target not in (_LAYER, "keras.layers.InputSpec")
         ):
-            self.todo(original_node, f"{_code(original_node.func)} creates a layer inside "
-                      "call(): new weights on every call; create it in build() or __init__")
+            self.todo(
+                original_node,
+                f"{_code(original_node.func)} creates a layer inside "
+                "call(): new weights on every call; create it in build() or __init__",
+            )
         return updated_node
 
     def _backend(self, original: cst.Call, updated: cst.Call, function: str) -> Any:
@@ -647,9 +697,7 @@ class PortTransformer(cst.CSTTransformer):
             return updated
         return self._expr(code)
 
-    def leave_Comparison(
-        self, original_node: cst.Comparison, updated_node: cst.Comparison
-    ) -> Any:
+    def leave_Comparison(self, original_node: cst.Comparison, updated_node: cst.Comparison) -> Any:
         # K.image_dim_ordering() == 'tf' -> keras.config.image_data_format() == "channels_last"
         if len(updated_node.comparisons) != 1:
             return updated_node
@@ -669,11 +717,14 @@ class PortTransformer(cst.CSTTransformer):
         return cst.parse_expression(f'keras.config.image_data_format() {operator} "{value}"')
 
 
-_OUTPUT_SHAPE: Final = cast(cst.FunctionDef, cst.parse_statement(
-    "def compute_output_shape(self, input_shape):\n"
-    "    # Written by layerhub port: Keras 2 found the output shape by tracing call().\n"
-    f"    return {_HELPERS}.output_shape(self, input_shape)\n"
-)).with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+_OUTPUT_SHAPE: Final = cast(
+    cst.FunctionDef,
+    cst.parse_statement(
+        "def compute_output_shape(self, input_shape):\n"
+        "    # Written by layerhub port: Keras 2 found the output shape by tracing call().\n"
+        f"    return {_HELPERS}.output_shape(self, input_shape)\n"
+    ),
+).with_changes(leading_lines=[cst.EmptyLine(indent=False)])
 
 _EQUAL: Final = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -759,7 +810,8 @@ def _config_keys(method: cst.FunctionDef) -> set[str]:
 def _config_items(entries: dict[str, str], unknown: list[str], indent: str) -> str:
     lines = [f'{indent}"{name}": {expr},' for name, expr in entries.items()]
     lines += [
-        f"{indent}# TODO(port): argument {name!r} is stored nowhere; add it here" for name in unknown
+        f"{indent}# TODO(port): argument {name!r} is stored nowhere; add it here"
+        for name in unknown
     ]
     return "\n".join(lines)
 
@@ -800,13 +852,14 @@ class _CompleteReturns(cst.CSTTransformer):
     ) -> Any:
         if self.unknown and any(isinstance(s, cst.Return) for s in updated_node.body):
             comments = [
-                cst.EmptyLine(comment=cst.Comment(
-                    f"# TODO(port): argument {name!r} is stored nowhere; add it to the config"
-                ))
+                cst.EmptyLine(
+                    comment=cst.Comment(
+                        f"# TODO(port): argument {name!r} is stored nowhere; add it to the config"
+                    )
+                )
                 for name in self.unknown
             ]
-            return updated_node.with_changes(leading_lines=[*updated_node.leading_lines,
-                                                            *comments])
+            return updated_node.with_changes(leading_lines=[*updated_node.leading_lines, *comments])
         return updated_node
 
 
@@ -886,8 +939,9 @@ def _rebuilt_imports(module: cst.Module, uses_helpers: bool, todos: list[str]) -
             elif statement.leading_lines and any(
                 line.comment is not None for line in statement.leading_lines
             ):
-                body.append(cst.SimpleStatementLine([cst.Pass()],
-                                                    leading_lines=statement.leading_lines))
+                body.append(
+                    cst.SimpleStatementLine([cst.Pass()], leading_lines=statement.leading_lines)
+                )
             continue
         if not body and _is_docstring(statement):
             insert_at = 1
@@ -905,18 +959,21 @@ def _rebuilt_imports(module: cst.Module, uses_helpers: bool, todos: list[str]) -
         "# is not empty. Each is marked with a TODO(port) comment where it occurs.\n"
         f"PORT_TODO: tuple[str, ...] = ({listed}\n)\n"
     )
-    todo_statement = cst.parse_module(todo_code).body[0].with_changes(
-        leading_lines=[cst.EmptyLine()] + list(
-            cst.parse_module(todo_code).body[0].leading_lines
+    todo_statement = (
+        cst.parse_module(todo_code)
+        .body[0]
+        .with_changes(
+            leading_lines=[
+                cst.EmptyLine(),
+                *list(cst.parse_module(todo_code).body[0].leading_lines),
+            ]
         )
     )
     body[insert_at:insert_at] = [*new, todo_statement]
     return module.with_changes(body=body)
 
 
-def _kept_import(
-    small: cst.BaseSmallStatement, used: set[str]
-) -> cst.BaseSmallStatement | None:
+def _kept_import(small: cst.BaseSmallStatement, used: set[str]) -> cst.BaseSmallStatement | None:
     if isinstance(small, cst.Import):
         names = []
         for alias in small.names:
@@ -928,9 +985,13 @@ def _kept_import(
                 continue
             names.append(alias.with_changes(comma=cst.MaybeSentinel.DEFAULT))
         return small.with_changes(names=names) if names else None
-    if isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative:
-        if _is_keras_module(_code(small.module).strip()):
-            return None
+    if (
+        isinstance(small, cst.ImportFrom)
+        and small.module is not None
+        and not small.relative
+        and _is_keras_module(_code(small.module).strip())
+    ):
+        return None
     return small
 
 
@@ -989,11 +1050,15 @@ def rewrite(source: str, package: str, keep: set[str] | None = None) -> Rewritte
     for statement in module.body:
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
-                if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
-                    if small.module is not None and _is_keras_module(_code(small.module)):
-                        transformer.findings.append(Finding(
-                            0, f"'from {_code(small.module)} import *': name the imports", True
-                        ))
+                if (
+                    isinstance(small, cst.ImportFrom)
+                    and isinstance(small.names, cst.ImportStar)
+                    and small.module is not None
+                    and _is_keras_module(_code(small.module))
+                ):
+                    transformer.findings.append(
+                        Finding(0, f"'from {_code(small.module)} import *': name the imports", True)
+                    )
     dropped = transformer.dropped
     findings = sorted(
         (f for f in transformer.findings if f.cls not in dropped),

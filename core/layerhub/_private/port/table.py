@@ -30,23 +30,78 @@ BACKEND: Final[dict[str, Entry]] = {
     e.signature.split("(")[0]: e
     for e in [
         # reductions: same axis/keepdims meaning and defaults in Keras 3
-        Entry("sum(x, axis=None, keepdims=False)", "ops.sum({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("mean(x, axis=None, keepdims=False)", "ops.mean({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("max(x, axis=None, keepdims=False)", "ops.max({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("min(x, axis=None, keepdims=False)", "ops.min({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("prod(x, axis=None, keepdims=False)", "ops.prod({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("std(x, axis=None, keepdims=False)", "ops.std({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("var(x, axis=None, keepdims=False)", "ops.var({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("any(x, axis=None, keepdims=False)", "ops.any({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("all(x, axis=None, keepdims=False)", "ops.all({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("logsumexp(x, axis=None, keepdims=False)", "ops.logsumexp({x}[, axis={axis}][, keepdims={keepdims}])"),
-        Entry("cumsum(x, axis=0)", "ops.cumsum({x}, axis={axis})", "Keras 2 sums along axis 0 by default"),
-        Entry("cumprod(x, axis=0)", "ops.cumprod({x}, axis={axis})", "Keras 2 multiplies along axis 0 by default"),
-        Entry("argmax(x, axis=-1)", "ops.argmax({x}, axis={axis})", "Keras 2's default axis is -1, Keras 3's None"),
-        Entry("argmin(x, axis=-1)", "ops.argmin({x}, axis={axis})", "Keras 2's default axis is -1, Keras 3's None"),
+        Entry(
+            "sum(x, axis=None, keepdims=False)",
+            "ops.sum({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "mean(x, axis=None, keepdims=False)",
+            "ops.mean({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "max(x, axis=None, keepdims=False)",
+            "ops.max({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "min(x, axis=None, keepdims=False)",
+            "ops.min({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "prod(x, axis=None, keepdims=False)",
+            "ops.prod({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "std(x, axis=None, keepdims=False)",
+            "ops.std({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "var(x, axis=None, keepdims=False)",
+            "ops.var({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "any(x, axis=None, keepdims=False)",
+            "ops.any({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "all(x, axis=None, keepdims=False)",
+            "ops.all({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "logsumexp(x, axis=None, keepdims=False)",
+            "ops.logsumexp({x}[, axis={axis}][, keepdims={keepdims}])",
+        ),
+        Entry(
+            "cumsum(x, axis=0)",
+            "ops.cumsum({x}, axis={axis})",
+            "Keras 2 sums along axis 0 by default",
+        ),
+        Entry(
+            "cumprod(x, axis=0)",
+            "ops.cumprod({x}, axis={axis})",
+            "Keras 2 multiplies along axis 0 by default",
+        ),
+        Entry(
+            "argmax(x, axis=-1)",
+            "ops.argmax({x}, axis={axis})",
+            "Keras 2's default axis is -1, Keras 3's None",
+        ),
+        Entry(
+            "argmin(x, axis=-1)",
+            "ops.argmin({x}, axis={axis})",
+            "Keras 2's default axis is -1, Keras 3's None",
+        ),
         # products
-        Entry("dot(x, y)", "_keras2.dot({x}, {y})", "K.dot contracts x's last axis with y's second to last (a tensordot for rank > 2), not a batched matmul"),
-        Entry("batch_dot(x, y, axes=None)", "_keras2.batch_dot({x}, {y}[, axes={axes}])", "Keras 2's axes defaults and its (batch, 1) result for rank-2 operands"),
+        Entry(
+            "dot(x, y)",
+            "_keras2.dot({x}, {y})",
+            "K.dot contracts x's last axis with y's second to last (a tensordot for rank > 2), "
+            "not a batched matmul",
+        ),
+        Entry(
+            "batch_dot(x, y, axes=None)",
+            "_keras2.batch_dot({x}, {y}[, axes={axes}])",
+            "Keras 2's axes defaults and its (batch, 1) result for rank-2 operands",
+        ),
         # element-wise
         Entry("sqrt(x)", "_keras2.sqrt({x})", "Keras 2 clips negative inputs to 0 before the root"),
         Entry("square(x)", "ops.square({x})"),
@@ -60,13 +115,25 @@ BACKEND: Final[dict[str, Entry]] = {
         Entry("cos(x)", "ops.cos({x})"),
         Entry("tanh(x)", "ops.tanh({x})"),
         Entry("sigmoid(x)", "ops.sigmoid({x})"),
-        Entry("hard_sigmoid(x)", "_keras2.hard_sigmoid({x})", "Keras 2's slope 0.2 (Keras 3's hard_sigmoid uses 1/6)"),
+        Entry(
+            "hard_sigmoid(x)",
+            "_keras2.hard_sigmoid({x})",
+            "Keras 2's slope 0.2 (Keras 3's hard_sigmoid uses 1/6)",
+        ),
         Entry("softplus(x)", "ops.softplus({x})"),
         Entry("softsign(x)", "ops.softsign({x})"),
         Entry("elu(x, alpha=1.0)", "ops.elu({x}, alpha={alpha})"),
-        Entry("relu(x, alpha=0.0, max_value=None, threshold=0.0)", "keras.activations.relu({x}[, negative_slope={alpha}][, max_value={max_value}][, threshold={threshold}])"),
+        Entry(
+            "relu(x, alpha=0.0, max_value=None, threshold=0.0)",
+            "keras.activations.relu({x}[, negative_slope={alpha}][, max_value={max_value}]"
+            "[, threshold={threshold}])",
+        ),
         Entry("softmax(x, axis=-1)", "ops.softmax({x}, axis={axis})"),
-        Entry("l2_normalize(x, axis=None)", "_keras2.l2_normalize({x}, axis={axis})", "x / sqrt(max(sum(x**2), 1e-12)), TensorFlow's epsilon"),
+        Entry(
+            "l2_normalize(x, axis=None)",
+            "_keras2.l2_normalize({x}, axis={axis})",
+            "x / sqrt(max(sum(x**2), 1e-12)), TensorFlow's epsilon",
+        ),
         Entry("clip(x, min_value, max_value)", "ops.clip({x}, {min_value}, {max_value})"),
         Entry("maximum(x, y)", "ops.maximum({x}, {y})"),
         Entry("minimum(x, y)", "ops.minimum({x}, {y})"),
@@ -76,16 +143,28 @@ BACKEND: Final[dict[str, Entry]] = {
         Entry("greater_equal(x, y)", "ops.greater_equal({x}, {y})"),
         Entry("less(x, y)", "ops.less({x}, {y})"),
         Entry("less_equal(x, y)", "ops.less_equal({x}, {y})"),
-        Entry("switch(condition, then_expression, else_expression)", "_keras2.switch({condition}, {then_expression}, {else_expression})", "a lower-rank condition is expanded on the right, as Keras 2 does"),
+        Entry(
+            "switch(condition, then_expression, else_expression)",
+            "_keras2.switch({condition}, {then_expression}, {else_expression})",
+            "a lower-rank condition is expanded on the right, as Keras 2 does",
+        ),
         Entry("stop_gradient(variables)", "ops.stop_gradient({variables})"),
-        Entry("bias_add(x, bias, data_format=None)", "_keras2.bias_add({x}, {bias}, data_format={data_format})", "the bias goes on the channels axis of the image data format"),
+        Entry(
+            "bias_add(x, bias, data_format=None)",
+            "_keras2.bias_add({x}, {bias}, data_format={data_format})",
+            "the bias goes on the channels axis of the image data format",
+        ),
         # shapes
         Entry("concatenate(tensors, axis=-1)", "ops.concatenate({tensors}, axis={axis})"),
         Entry("stack(x, axis=0)", "ops.stack({x}, axis={axis})"),
         Entry("reshape(x, shape)", "ops.reshape({x}, {shape})"),
         Entry("permute_dimensions(x, pattern)", "ops.transpose({x}, axes={pattern})"),
         Entry("transpose(x)", "ops.transpose({x})"),
-        Entry("expand_dims(x, axis=-1)", "ops.expand_dims({x}, axis={axis})", "Keras 2's default axis is -1"),
+        Entry(
+            "expand_dims(x, axis=-1)",
+            "ops.expand_dims({x}, axis={axis})",
+            "Keras 2's default axis is -1",
+        ),
         Entry("squeeze(x, axis)", "ops.squeeze({x}, axis={axis})"),
         Entry("tile(x, n)", "ops.tile({x}, {n})"),
         Entry("repeat_elements(x, rep, axis)", "ops.repeat({x}, {rep}, axis={axis})"),
@@ -93,21 +172,44 @@ BACKEND: Final[dict[str, Entry]] = {
         Entry("flatten(x)", "ops.reshape({x}, (-1,))"),
         Entry("batch_flatten(x)", "_keras2.batch_flatten({x})"),
         Entry("gather(reference, indices)", "ops.take({reference}, {indices}, axis=0)"),
-        Entry("shape(x)", "ops.shape({x})", "a tuple in Keras 3, a tensor in Keras 2: indexing and passing it to reshape behave the same"),
+        Entry(
+            "shape(x)",
+            "ops.shape({x})",
+            "a tuple in Keras 3, a tensor in Keras 2: indexing and passing it to reshape "
+            "behave the same",
+        ),
         Entry("int_shape(x)", "tuple({x}.shape)"),
         Entry("ndim(x)", "ops.ndim({x})"),
         Entry("dtype(x)", "keras.backend.standardize_dtype({x}.dtype)"),
         Entry("zeros_like(x, dtype=None)", "ops.zeros_like({x}[, dtype={dtype}])"),
         Entry("ones_like(x, dtype=None)", "ops.ones_like({x}[, dtype={dtype}])"),
         Entry("cast(x, dtype)", "ops.cast({x}, {dtype})"),
-        Entry("constant(value, dtype=None)", "_keras2.constant({value}[, dtype={dtype}])", "Keras 2 makes floatx tensors of Python numbers"),
-        Entry("conv1d(x, kernel, strides=1, padding='valid', data_format=None, dilation_rate=1)", "ops.conv({x}, {kernel}, strides={strides}, padding={padding}, data_format={data_format}, dilation_rate={dilation_rate})"),
-        Entry("conv2d(x, kernel, strides=(1, 1), padding='valid', data_format=None, dilation_rate=(1, 1))", "ops.conv({x}, {kernel}, strides={strides}, padding={padding}, data_format={data_format}, dilation_rate={dilation_rate})"),
+        Entry(
+            "constant(value, dtype=None)",
+            "_keras2.constant({value}[, dtype={dtype}])",
+            "Keras 2 makes floatx tensors of Python numbers",
+        ),
+        Entry(
+            "conv1d(x, kernel, strides=1, padding='valid', data_format=None, dilation_rate=1)",
+            "ops.conv({x}, {kernel}, strides={strides}, padding={padding}, "
+            "data_format={data_format}, dilation_rate={dilation_rate})",
+        ),
+        Entry(
+            "conv2d(x, kernel, strides=(1, 1), padding='valid', data_format=None, "
+            "dilation_rate=(1, 1))",
+            "ops.conv({x}, {kernel}, strides={strides}, padding={padding}, "
+            "data_format={data_format}, dilation_rate={dilation_rate})",
+        ),
         # configuration
         Entry("epsilon()", "keras.config.epsilon()"),
         Entry("floatx()", "keras.config.floatx()"),
         Entry("image_data_format()", "keras.config.image_data_format()"),
-        Entry("image_dim_ordering()", "_keras2.image_dim_ordering()", "'tf' for channels_last, 'th' for channels_first; a comparison with 'tf' or 'th' becomes one with image_data_format()"),
+        Entry(
+            "image_dim_ordering()",
+            "_keras2.image_dim_ordering()",
+            "'tf' for channels_last, 'th' for channels_first; a comparison with 'tf' or 'th' "
+            "becomes one with image_data_format()",
+        ),
         Entry("get_value(x)", "ops.convert_to_numpy({x})"),
         Entry("set_value(x, value)", "{x}.assign({value})"),
         # weights (K.variable is rewritten where it is assigned to self.<name>, see WEIGHTS)
@@ -182,32 +284,55 @@ SAME_NAME: Final = (
 
 # Layer-level rewrites, documented with the backend rows.
 STRUCTURE: Final[list[tuple[str, str]]] = [
-    ("`from keras import backend as K`, `keras.engine.topology` / `base_layer` imports, "
-     "`tf.keras.*`", "`import keras`, `from keras import ops`; each name resolved to its Keras 3 "
-     "home (`keras.layers.Layer`, `keras.layers.InputSpec`, `keras.initializers.*`, ...)"),
-    ("`self.add_weight(name, shape, ...)` (Keras 2 positional order) or "
-     "`(shape, initializer, name, ...)` (Keras 1)", "`self.add_weight(name=..., shape=..., ...)`, "
-     "every argument by keyword; a call whose order is not certain is reported"),
-    ("`self.w = K.variable(value, name=...)` with `self.trainable_weights = [self.w, ...]`",
-     "`self.w = _keras2.variable(self, value, name=...)` (an `add_weight` whose initial value is "
-     "`value`); the list assignment is removed, `non_trainable_weights` gives `trainable=False`"),
-    ("`input_shape[i].value`, `x.get_shape()`, `.as_list()`", "`input_shape[i]`, `x.shape`, "
-     "`list(...)`"),
+    (
+        "`from keras import backend as K`, `keras.engine.topology` / `base_layer` imports, "
+        "`tf.keras.*`",
+        "`import keras`, `from keras import ops`; each name resolved to its Keras 3 "
+        "home (`keras.layers.Layer`, `keras.layers.InputSpec`, `keras.initializers.*`, ...)",
+    ),
+    (
+        "`self.add_weight(name, shape, ...)` (Keras 2 positional order) or "
+        "`(shape, initializer, name, ...)` (Keras 1)",
+        "`self.add_weight(name=..., shape=..., ...)`, "
+        "every argument by keyword; a call whose order is not certain is reported",
+    ),
+    (
+        "`self.w = K.variable(value, name=...)` with `self.trainable_weights = [self.w, ...]`",
+        "`self.w = _keras2.variable(self, value, name=...)` (an `add_weight` whose initial "
+        "value is "
+        "`value`); the list assignment is removed, `non_trainable_weights` gives `trainable=False`",
+    ),
+    (
+        "`input_shape[i].value`, `x.get_shape()`, `.as_list()`",
+        "`input_shape[i]`, `x.shape`, `list(...)`",
+    ),
     ("`super(Cls, self)`", "`super()`"),
     ("`get_output_shape_for`", "`compute_output_shape`"),
-    ("no `compute_output_shape` (Keras 2 traced `call()`)", "`compute_output_shape` returning "
-     "`_keras2.output_shape(self, input_shape)`, which traces `call()` symbolically"),
-    ("`K.image_dim_ordering() == 'tf'` / `'th'`",
-     "`keras.config.image_data_format() == 'channels_last'` / `'channels_first'`"),
-    ("`initializers.normal(...)`, `initializations.get(...)`",
-     "`keras.initializers.RandomNormal(...)`, `keras.initializers.get(...)`"),
-    ("no `get_config`, or one missing constructor arguments",
-     "`get_config` written from the attributes `__init__` stores each argument in "
-     "(serialised with `keras.initializers/regularizers/constraints/activations.serialize` "
-     "when stored through their `get`); an argument stored nowhere is reported"),
+    (
+        "no `compute_output_shape` (Keras 2 traced `call()`)",
+        "`compute_output_shape` returning "
+        "`_keras2.output_shape(self, input_shape)`, which traces `call()` symbolically",
+    ),
+    (
+        "`K.image_dim_ordering() == 'tf'` / `'th'`",
+        "`keras.config.image_data_format() == 'channels_last'` / `'channels_first'`",
+    ),
+    (
+        "`initializers.normal(...)`, `initializations.get(...)`",
+        "`keras.initializers.RandomNormal(...)`, `keras.initializers.get(...)`",
+    ),
+    (
+        "no `get_config`, or one missing constructor arguments",
+        "`get_config` written from the attributes `__init__` stores each argument in "
+        "(serialised with `keras.initializers/regularizers/constraints/activations.serialize` "
+        "when stored through their `get`); an argument stored nowhere is reported",
+    ),
     ("`@interfaces.legacy_*` decorators", "removed (Keras 1 argument conversion)"),
-    ("the class's bare Keras 2 name", "a `layerhub_legacy_names` alias, so `.h5` files that "
-     "saved it as `ClassName` load; the constructor keeps every Keras 2 argument name"),
+    (
+        "the class's bare Keras 2 name",
+        "a `layerhub_legacy_names` alias, so `.h5` files that "
+        "saved it as `ClassName` load; the constructor keeps every Keras 2 argument name",
+    ),
 ]
 
 
