@@ -12,9 +12,7 @@ message, warning, ``inspect`` table, ``inspect --json``):
 - hostile text (ESC, BEL, newline, RLO, NUL, a lone surrogate) in names the sinks print;
 - path components too long for the file system.
 
-Cases the Keras 2 readers do not pass yet are ``xfail(strict=True)``: they pass once those
-readers open files through ``untrusted.regular_file`` / ``read_bytes``, and must then be switched
-on (strict: an unexpected pass fails, so none is forgotten).
+Every reader opens files through ``untrusted.regular_file`` / ``read_bytes`` / ``open_regular``.
 """
 
 from __future__ import annotations
@@ -43,18 +41,7 @@ from layerhub._private.loading import open_model
 # into a store of blobs (what ``hf://`` loads).
 FORMATS = ["keras", "keras_dir", "keras_hub", "h5", "savedmodel"]
 KERAS2 = {"h5", "savedmodel"}
-NOT_YET = "h5/SavedModel readers not yet on the boundary"
-# The upgrade path is loading.py's (a copy.deepcopy of the config), not a reader's.
-NOT_YET_UPGRADE = "loading._upgraded deep-copies the config recursively"
-# resolve.missing_entry still echoes a manifest claim that failed validation, escaped.
-NOT_YET_DESCRIBED = "resolve.missing_entry does not use untrusted.described yet"
-# keras2.recovered_optimizer names the dropped settings as the file spells them.
-NOT_YET_WARNING = "keras2.recovered_optimizer quotes optimizer setting names unescaped"
 TIMEOUT = 10.0
-
-
-def not_yet(*params: Any, reason: str = NOT_YET, id: str | None = None) -> Any:
-    return pytest.param(*params, marks=pytest.mark.xfail(strict=True, reason=reason), id=id)
 
 
 # -- the models, once per module --------------------------------------------------------------
@@ -306,9 +293,7 @@ def _special_cases() -> Iterator[Any]:
         for kind in SPECIAL:
             if kind == "directory" and (member == "." or member.startswith("assets/")):
                 continue  # a directory is what these are, or may hold: not special
-            case = (fmt, member, kind)
-            failing_now = fmt in KERAS2 and (member != "." or kind == "directory")
-            yield not_yet(*case) if failing_now else pytest.param(*case)
+            yield pytest.param(fmt, member, kind)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
@@ -458,9 +443,7 @@ def _depth_cases() -> Iterator[Any]:
             for path in ("load", "inspect"):
                 yield pytest.param(fmt, path, depth, id=f"{fmt}-{path}-{depth}")
         for fmt in ("keras", "keras_dir", "keras_hub"):
-            yield not_yet(
-                fmt, "upgrade", depth, reason=NOT_YET_UPGRADE, id=f"{fmt}-upgrade-{depth}"
-            )
+            yield pytest.param(fmt, "upgrade", depth, id=f"{fmt}-upgrade-{depth}")
 
 
 @pytest.mark.parametrize(("fmt", "path", "depth"), list(_depth_cases()))
@@ -520,7 +503,7 @@ def test_hostile_text_in_an_exception_message(model: Path, fmt: str, text: str) 
 def _warning_cases() -> Iterator[Any]:
     for fmt in sorted(KERAS2):
         for text in TEXTS:
-            yield not_yet(fmt, text, reason=NOT_YET_WARNING)
+            yield pytest.param(fmt, text)
 
 
 @pytest.mark.parametrize(("fmt", "text"), list(_warning_cases()))
@@ -609,7 +592,7 @@ def _claim_cases() -> Iterator[Any]:
     for fmt in ("keras", "keras_dir", "keras_hub"):
         yield pytest.param(fmt, "json")  # the JSON report has no notes, only described claims
         for sink in ("message", "table"):  # the note under the table is resolve's too
-            yield not_yet(fmt, sink, reason=NOT_YET_DESCRIBED)
+            yield pytest.param(fmt, sink)
 
 
 @pytest.mark.parametrize(("fmt", "sink"), list(_claim_cases()))

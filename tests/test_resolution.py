@@ -309,8 +309,16 @@ def test_a_hand_registered_entry_says_so() -> None:
         (
             "a>b>C",
             ("x" * 100, None),
-            f"the file says it was saved with {'x' * 60}...; no installed plugin provides a, and "
+            # valid to packaging, so shown (whole: valid names are at most 100 characters)
+            f"the file says it was saved with {'x' * 100}; no installed plugin provides a, and "
             "the conventional distribution is a",
+        ),
+        (
+            "layerhub_x>Y",
+            ("pip install evil-pkg", "1.0; rm"),
+            "the file says it was saved with (text of 20 characters) (text of 7 characters); no "
+            "installed plugin provides layerhub_x, and the conventional distribution is "
+            "layerhub-x",
         ),
         (
             "Odd name>C",

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Final, NamedTuple
 
+from layerhub._private import isolated
 from layerhub._private.errors import LayerHubError
 from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry import Registry, registry
@@ -125,25 +125,30 @@ def convert(
     with tempfile.TemporaryDirectory(prefix="lh-") as scratch:
         given, got = Path(scratch) / "x.npz", Path(scratch) / "y.npz"
         np.savez(given, **dict(zip(spec.keys, spec.arrays, strict=True)))
-        # Isolated (-I) and run from the scratch directory: nothing in the user's working
-        # directory or environment's PYTHON* variables is imported in the child.
+        environment = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+        }
+        # Isolated and run from the scratch directory: nothing in the user's working
+        # directory is imported in the child (isolated.python_command keeps PYTHONPATH's
+        # absolute entries, which -I alone would drop).
         child = subprocess.run(
-            [
-                sys.executable,
-                "-I",
-                "-c",
+            isolated.python_command(
                 _RELOAD,
-                os.path.abspath(written),
-                str(given),
-                json.dumps({"kind": spec.kind, "keys": spec.keys}),
-                str(got),
-                str(int(compile)),
-            ],
+                [
+                    os.path.abspath(written),
+                    str(given),
+                    json.dumps({"kind": spec.kind, "keys": spec.keys}),
+                    str(got),
+                    str(int(compile)),
+                ],
+                environment,
+            ),
             capture_output=True,
             text=True,
             check=False,
             cwd=scratch,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")},
+            env=environment,
         )
         if child.returncode != 0:
             last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]

@@ -185,7 +185,8 @@ def recovered_optimizer(training_config: Any) -> dict[str, Any] | None:
         "configuration, but not its state (iterations, momentum or moment slots): training "
         "resumes from a fresh optimizer state"
         + (
-            f"; settings Keras 3 has no equivalent for were dropped: {', '.join(found.dropped)}"
+            "; settings Keras 3 has no equivalent for were dropped: "
+            + ", ".join(shown(k, 60) for k in found.dropped)
             if found.dropped
             else ""
         ),

@@ -19,7 +19,7 @@ from layerhub._private.keras2_weights import (
 )
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
-from layerhub._private.untrusted import shown, shown_path
+from layerhub._private.untrusted import open_regular, shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 HDF5 file"
 KERAS3_DESCRIPTION: Final = "Keras 3 HDF5 file"
@@ -29,7 +29,7 @@ _SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
 def open_hdf5(file: Path) -> OpenedModel:
     """Read an ``.h5`` model's config and training config; nothing is built or imported."""
     name = shown_path(file)
-    with file.open("rb") as stream:
+    with open_regular(file, "model file") as stream:
         if stream.read(len(_SIGNATURE)) != _SIGNATURE:
             raise ModelFileError(f"{name} is not an HDF5 file (corrupt, truncated or renamed)")
     attributes = _json_attributes(file, name, ("model_config", "training_config"))

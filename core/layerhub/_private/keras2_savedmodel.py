@@ -27,24 +27,26 @@ from layerhub._private.keras2_weights import (
 )
 from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
-from layerhub._private.untrusted import shown, shown_path
+from layerhub._private.untrusted import read_bytes, regular_file, shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 SavedModel directory"
 METADATA: Final = "keras_metadata.pb"
 _LAYER: Final = "layer_with_weights-"
+# A checkpoint is an index and a few data shards; more is no checkpoint Keras 2 wrote.
+_MAX_CHECKPOINT_FILES: Final = 10_000
 
 
 def open_savedmodel(directory: Path) -> OpenedModel:
     """Read the model and training configs of a Keras 2 SavedModel; weights are read later."""
     name = shown_path(directory)
     metadata = directory / METADATA
-    if not metadata.is_file():
+    if not os.path.lexists(metadata):
         raise ModelFileError(
             f"{name} is a TensorFlow SavedModel without Keras metadata (exported, not saved "
             "with model.save); Keras 3 can only serve it as keras.layers.TFSMLayer"
         )
-    checks.check_size(directory, METADATA, metadata.stat().st_size)
-    data = metadata.read_bytes()
+    checks.check_size(directory, METADATA, regular_file(metadata, "model member").st_size)
+    data = read_bytes(metadata, checks.MAX_MEMBER_BYTES, "model member")
     root = _root_metadata(data, name)
     config = root.get("model_config")
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
@@ -205,6 +207,9 @@ def stored_weights(directory: Path, metadata: bytes) -> list[StoredWeight]:
             "(pip install tensorflow-cpu), whatever the Keras backend"
         ) from None
     try:
+        # TensorFlow would block on a FIFO or read a device: every file it opens is checked.
+        for entry in sorted((directory / "variables").iterdir())[:_MAX_CHECKPOINT_FILES]:
+            regular_file(entry, "model member")
         reader = tf.train.load_checkpoint(os.fspath(directory / "variables" / "variables"))
         graph = trackable_object_graph_pb2.TrackableObjectGraph()
         graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))

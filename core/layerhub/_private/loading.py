@@ -8,7 +8,6 @@ Keras 2 forms -> apply plugin upgrades -> hand it to Keras, whose errors become 
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -199,7 +198,7 @@ def _upgraded(config: dict[str, Any], saved: Manifest | None, registry: Registry
     # Keras may already resolve the names (the plugin imported by hand); the hooks need the
     # plugin loaded into the registry all the same.
     registry.load_for(stale)
-    upgraded = copy.deepcopy(config)
+    upgraded = config_tree.copy(config)
     changed = False
     for node in _nodes_named(upgraded, stale):
         name = node["registered_name"]

@@ -27,6 +27,7 @@ from layerhub._private.records import LayerRecord
 from layerhub._private.registry import Registry, import_keras
 from layerhub._private.untrusted import (
     conventional_distribution,
+    described,
     distribution_name,
     shown,
     version_string,
@@ -285,7 +286,12 @@ def missing_entry(name: str, entry: Entry | None) -> Missing:
     claimed, version = distribution_name(entry.distribution), version_string(entry.version)
     if claimed is not None and claimed == conventional:
         return Missing(name, claimed, version)
-    said = " ".join(shown(v, 60) for v in (entry.distribution, entry.version) if v is not None)
+    # A claim packaging rejects is described, never echoed: its text could read as a command.
+    said = " ".join(
+        valid if valid is not None else f"({described(raw)})"
+        for valid, raw in ((claimed, entry.distribution), (version, entry.version))
+        if raw is not None
+    )
     where = (
         f"the conventional distribution is {conventional}"
         if conventional

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import keras2_weights
+from layerhub._private import isolated, keras2_weights
 from layerhub._private.errors import ModelFileError
 from layerhub._private.untrusted import shown, shown_path
 
@@ -264,16 +263,16 @@ def _against_tf_keras(source: Path, model: Any) -> tuple[tuple[float, ...], str]
         environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         try:
             child = subprocess.run(
-                [
-                    sys.executable,
-                    "-I",
-                    "-c",
+                isolated.python_command(
                     _TF_KERAS,
-                    os.path.abspath(source),
-                    str(given),
-                    json.dumps({"kind": spec.kind, "keys": spec.keys}),
-                    str(got),
-                ],
+                    [
+                        os.path.abspath(source),
+                        str(given),
+                        json.dumps({"kind": spec.kind, "keys": spec.keys}),
+                        str(got),
+                    ],
+                    environment,
+                ),
                 capture_output=True,
                 text=True,
                 check=False,
