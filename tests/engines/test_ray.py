@@ -11,7 +11,9 @@ not locate class". On 2 CPUs the actors take half a CPU each and the blocks come
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,22 @@ BLOCKS = 8
 @pytest.fixture(scope="module")
 def cluster(scale_model: Any, wheel_dir: Path) -> Any:
     env = layerhub.ray.runtime_env(scale_model.path, find_links=wheel_dir)
-    ray.init(
-        num_cpus=2,
-        runtime_env=env,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    # Ray's session, with the worker environment cloned from this one (2-3 GB), goes when the
+    # tests end; a short path, for Ray's Unix sockets.
+    temp_dir = tempfile.mkdtemp(prefix="lh-ray-", dir="/tmp")
     try:
+        ray.init(
+            num_cpus=2,
+            runtime_env=env,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _temp_dir=temp_dir,
+        )
         yield env
     finally:
         ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_runtime_env_is_the_manifest_requirements(scale_model: Any, wheel_dir: Path) -> None:
