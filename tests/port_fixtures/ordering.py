@@ -44,3 +44,18 @@ class SoftGate(Layer):
     def call(self, x):
         gate = K.hard_sigmoid(K.dot(x, self.w))
         return x * gate + K.sqrt(K.abs(x) + K.epsilon())
+
+
+class ChannelBias(Layer):
+    """x + bias, one bias per channel, the bias a raw variable named after the layer."""
+
+    def build(self, input_shape):
+        axis = 1 if K.image_dim_ordering() == "th" else -1
+        channels = input_shape[axis].value
+        self.bias = K.variable([0.1 * (i + 1) for i in range(channels)],
+                               name="{}_bias".format(self.name))
+        self.trainable_weights = [self.bias]
+        super(ChannelBias, self).build(input_shape)
+
+    def call(self, x):
+        return x + self.bias

@@ -193,14 +193,26 @@ for item in job["items"]:
                              for o, c in zip(outputs, cots)])
         grads = tape.gradient(loss, tensors)
         weights = {k: w.numpy() for k, w in named_weights(layer, tf_keras.layers.Layer).items()}
+        saved = None
+        try:
+            # The same layer in a Keras 2 model saved to .h5, as users have them.
+            several = isinstance(item["input_shape"][0], (list, tuple))
+            shapes = item["input_shape"] if several else [item["input_shape"]]
+            inputs = [tf_keras.Input(shape=tuple(s[1:])) for s in shapes]
+            twin = cls(**item["init_kwargs"])
+            model = tf_keras.Model(inputs, twin(inputs if several else inputs[0]))
+            twin.set_weights(layer.get_weights())
+            model.save(job["out"] + "/" + key + ".h5")
+        except Exception as error:
+            saved = (type(error).__name__ + ": " + " ".join(str(error).split()))[:200]
         np.savez(job["out"] + "/" + key + ".npz",
                  **{"output/" + str(i): o.numpy() for i, o in enumerate(outputs)},
                  **{"grad/" + str(i): (np.zeros_like(x) if g is None else g.numpy())
                     for i, (x, g) in enumerate(zip(xs, grads))},
                  **{"weight/" + k: v for k, v in weights.items()})
-        out[key] = None
+        out[key] = {"error": None, "h5": saved}
     except Exception as error:
-        out[key] = (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]
+        out[key] = {"error": (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]}
 print("ORIGINAL" + json.dumps(out))
 '''
 )
@@ -208,7 +220,7 @@ print("ORIGINAL" + json.dumps(out))
 _PORTED: Final = (
     _NAMED_WEIGHTS
     + r"""
-import importlib, json, sys, warnings
+import importlib, json, os, sys, warnings
 warnings.simplefilter("ignore")
 job = json.loads(sys.argv[1])
 import numpy as np
@@ -262,8 +274,36 @@ for index, item in enumerate(job["items"]):
                         for i, (x, g) in enumerate(zip(xs, grads)))
         scale = max(1.0, max(float(np.max(np.abs(stored[k]))) for k in stored.files
                              if not k.startswith("weight/") and np.size(stored[k])))
+        h5 = job["out"] + "/" + key + ".h5"
+        if item["h5_error"] is not None or not os.path.exists(h5):
+            loaded = "skipped: tf-keras could not save the original: " + str(item["h5_error"])
+        else:
+            try:
+                import layerhub
+                from layerhub import AmbiguousNameError, MissingPluginError
+                try:
+                    model = layerhub.load_model(h5, compile=False)
+                    loaded = None
+                except MissingPluginError:
+                    model, loaded = None, "skipped: the plugin is not installed"
+                except AmbiguousNameError as error:
+                    model = None
+                    loaded = ("skipped: another installed plugin has the same Keras 2 name: "
+                              + " ".join(str(error).split()))[:300]
+                if model is None:
+                    pass
+                else:
+                    again = model(given)
+                    again = list(again) if isinstance(again, (list, tuple)) else [again]
+                    loaded = max(
+                        float(np.max(np.abs(ops.convert_to_numpy(o) - stored["output/" + str(i)])))
+                        if np.size(stored["output/" + str(i)]) else 0.0
+                        for i, o in enumerate(again))
+            except Exception as error:
+                loaded = ("failed: " + type(error).__name__ + ": "
+                          + " ".join(str(error).split()))[:300]
         rows[key] = {"output": out_diff, "gradient": grad_diff, "scale": scale,
-                     "weights": sorted(new)}
+                     "weights": sorted(new), "h5": loaded}
     except Exception as error:
         rows[key] = {"error": (type(error).__name__ + ": " + " ".join(str(error).split()))[:400]}
 print("PORTED" + json.dumps(rows))
@@ -306,6 +346,14 @@ class Row:
     scale: float = 1.0
     weights: tuple[str, ...] = ()
     error: str | None = None
+    h5: float | str | None = None
+
+    @property
+    def h5_ok(self) -> bool:
+        """The Keras 2 ``.h5`` file loads and predicts alike, or could not be made here."""
+        if isinstance(self.h5, (int, float)):
+            return self.h5 <= TOLERANCE * self.scale
+        return self.h5 is None or self.h5.startswith("skipped")
 
     @property
     def ok(self) -> bool:
@@ -315,6 +363,7 @@ class Row:
             and self.gradient is not None
             and self.output <= TOLERANCE * self.scale
             and self.gradient <= TOLERANCE * self.scale
+            and self.h5_ok
         )
 
 
@@ -371,13 +420,15 @@ def parity(items: Sequence[Item], timeout: float = 900) -> list[Row]:
                 }
             )
         errors: dict[int, str | None] = {}
+        unsaved: dict[int, str | None] = {}
         env = {**base_env, "TF_USE_LEGACY_KERAS": "1"}
         for tf1, group in groups.items():
             job = {"seed": _SEED, "out": out, "tf1_dimensions": tf1, "items": group}
             found = _child(_ORIGINAL, "ORIGINAL", job, env, True, timeout)
-            errors.update(
-                {entry["index"]: found.get(str(entry["index"]), "not run") for entry in group}
-            )
+            for entry in group:
+                result = found.get(str(entry["index"])) or {"error": "not run"}
+                errors[entry["index"]] = result["error"]
+                unsaved[entry["index"]] = result.get("h5")
         ported_job = {
             "seed": _SEED,
             "out": out,
@@ -389,6 +440,7 @@ def parity(items: Sequence[Item], timeout: float = 900) -> list[Row]:
                     "init_kwargs": it.init_kwargs,
                     "input_shape": it.input_shape,
                     "reference_error": errors.get(i, "not run"),
+                    "h5_error": unsaved.get(i),
                 }
                 for i, it in enumerate(items)
             ],
@@ -408,6 +460,7 @@ def parity(items: Sequence[Item], timeout: float = 900) -> list[Row]:
                 scale=found_row.get("scale", 1.0),
                 weights=tuple(found_row.get("weights", ())),
                 error=found_row.get("error"),
+                h5=found_row.get("h5"),
             )
         )
     return rows

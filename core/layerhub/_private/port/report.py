@@ -9,6 +9,12 @@ from layerhub._private.port.rewrite import Finding
 from layerhub._private.untrusted import MAX_PATH, shown
 
 _MESSAGE = 300
+# Why the .h5 column could not be checked, in a word.
+_SKIPPED = {
+    "could not save": "not saved",
+    "not installed": "no plugin",
+    "same Keras 2 name": "name taken",
+}
 
 
 def findings(source: str, found: Sequence[Finding]) -> list[str]:
@@ -24,15 +30,36 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.2e}"
 
 
+def _h5(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        for key, short in _SKIPPED.items():
+            if key in value:
+                return short
+        return shown(value, _MESSAGE)
+    return _number(value)
+
+
 def parity_table(rows: Sequence[Row]) -> list[str]:
     """The ``--check`` table: one row a layer and example."""
-    header = ["layer", "input shape", "weights", "max |out diff|", "max |grad diff|", "result"]
+    header = [
+        "layer",
+        "input shape",
+        "weights",
+        "max |out diff|",
+        "max |grad diff|",
+        "Keras 2 .h5",
+        "result",
+    ]
     lines = [header]
     for row in rows:
         if row.ok:
             result = "ok"
         elif row.error is not None:
             result = f"FAILED: {shown(row.error, _MESSAGE)}"
+        elif not row.h5_ok:
+            result = "FAILED: the Keras 2 .h5 file does not load as the original predicts"
         else:
             result = f"FAILED: differs by more than {TOLERANCE:g} x {row.scale:.3g}"
         lines.append(
@@ -42,6 +69,7 @@ def parity_table(rows: Sequence[Row]) -> list[str]:
                 shown(", ".join(row.weights) or "-"),
                 _number(row.output),
                 _number(row.gradient),
+                _h5(row.h5),
                 result,
             ]
         )

@@ -512,15 +512,9 @@ class PortTransformer(cst.CSTTransformer):
             self.todo(original, f"K.variable: {error}")
             return call
         given = {k: v.lstrip("\0") for k, v in given.items()}
-        name = given.get("name")
-        if name is None or not _is_plain_string(name):
-            if name is not None:
-                self.note(
-                    original,
-                    f"weight {attr!r}: its Keras 2 name {name} is computed from "
-                    f"the layer's name; the port names it {attr!r}",
-                )
-            name = repr(attr)
+        # The Keras 2 name is kept, even one computed from the layer's name: a Keras 2 file
+        # stores the weight under it, and layerhub places weights by name.
+        name = given.get("name") or repr(attr)
         parts = [f"self, {given['value']}, name={name}"]
         parts += [f"{k}={given[k]}" for k in ("dtype", "constraint") if k in given]
         if attr in scan.frozen:
@@ -729,13 +723,6 @@ _OUTPUT_SHAPE: Final = cast(
 _EQUAL: Final = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
 )
-
-
-def _is_plain_string(code: str) -> bool:
-    try:
-        return isinstance(ast.literal_eval(code), str)
-    except (ValueError, SyntaxError):
-        return False
 
 
 def _stored_arguments(init: cst.FunctionDef, info: LayerInfo) -> dict[str, str]:
