@@ -100,7 +100,7 @@ def test_hub_locations_resolve_to_the_snapshot_huggingface_hub_returns(
 ) -> None:
     import huggingface_hub
 
-    from layerhub._private.model_file import locate
+    from layerhub._private.formats.model_file import locate
 
     calls: list[dict[str, object]] = []
 
@@ -125,7 +125,7 @@ def test_hub_locations_without_huggingface_hub_say_what_to_install(
 ) -> None:
     import sys
 
-    from layerhub._private.model_file import locate
+    from layerhub._private.formats.model_file import locate
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(layerhub.ModelFileError) as caught:

@@ -4,7 +4,7 @@ One tf-keras interpreter (``TF_USE_LEGACY_KERAS=1``) builds every public layer c
 ``tf_keras.layers`` (and its ``experimental`` namespaces), with defaults or with the arguments
 below, plus variants that make tf-keras write the keys it writes only for a feature in use, and
 dumps each config as tf-keras writes it into a model file. Here, in Keras 3, each key must be
-taken by the Keras 3 class, or be in the table of ``keras2_layers``; then every translated config
+taken by the Keras 3 class, or be in the table of ``layer_keys``; then every translated config
 must construct with Keras 3's legacy loader, and every refused one must fail with a
 ``ModelFileError`` naming the layer and the setting. A key tf-keras grows that nobody handled
 fails the first test.
@@ -24,8 +24,9 @@ import keras
 import pytest
 
 import layerhub
-from layerhub._private import checks, config_tree, keras2, keras2_layers
+from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
+from layerhub._private.keras2 import layer_keys, translation
 from layerhub.testing import run_in_fresh_interpreter
 
 pytestmark = [pytest.mark.slow, pytest.mark.keras2]
@@ -194,7 +195,7 @@ KWARGS_KERAS3_TAKES = {
     ("IntegerLookup", "vocabulary_size"),
     ("StringLookup", "vocabulary_size"),
     ("TextVectorization", "vocabulary_size"),
-    *(("Lambda", key) for key in keras2_layers.LAMBDA_KERAS2_ONLY),
+    *(("Lambda", key) for key in layer_keys.LAMBDA_KERAS2_ONLY),
 }
 
 
@@ -214,7 +215,7 @@ def cases(dumped: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def keras3_class(class_name: str) -> type | None:
-    replaced = keras2_layers.REPLACED.get(class_name)
+    replaced = layer_keys.REPLACED.get(class_name)
     found = getattr(keras.layers, replaced.class_name if replaced else class_name, None)
     return found if isinstance(found, type) else None
 
@@ -244,8 +245,8 @@ def nested_entries(entry: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         found.append(item)
         inner = item.get("config", {})
-        stack += [inner.get(k) for k in keras2_layers.NESTED_ONE]
-        stack += [c for k in keras2_layers.NESTED_MANY for c in inner.get(k) or []]
+        stack += [inner.get(k) for k in layer_keys.NESTED_ONE]
+        stack += [c for k in layer_keys.NESTED_MANY for c in inner.get(k) or []]
     return found
 
 
@@ -270,11 +271,11 @@ def test_every_key_is_accepted_translated_dropped_or_refused(dumped: dict[str, A
     for case in cases(dumped):
         for entry in nested_entries(case["entry"]):
             name = entry["class_name"]
-            if name in keras2_layers.REMOVED:
+            if name in layer_keys.REMOVED:
                 continue
             cls = keras3_class(name)
             assert cls is not None, f"{name}: no Keras 3 class and not in REMOVED or REPLACED"
-            table = keras2_layers.RULES.get(name, {})
+            table = layer_keys.RULES.get(name, {})
             unhandled |= {
                 f"{name}.{key}"
                 for key in set(entry["config"]) - accepted_keys(cls) - set(table)
@@ -293,7 +294,7 @@ def test_every_rule_of_the_table_is_met_by_a_tf_keras_config(dumped: dict[str, A
     }
     unused = {
         (name, key)
-        for name, rules in keras2_layers.RULES.items()
+        for name, rules in layer_keys.RULES.items()
         for key in rules
         if (name, key) not in seen and name != "SyncBatchNormalization"
     }
@@ -324,10 +325,10 @@ def test_every_translated_config_constructs_in_keras3(dumped: dict[str, Any]) ->
     for case in cases(dumped):
         entry, label = case["entry"], case["label"]
         if case["refused"] or (
-            entry["class_name"] in keras2_layers.REMOVED and entry["class_name"] not in objects
+            entry["class_name"] in layer_keys.REMOVED and entry["class_name"] not in objects
         ):
             continue
-        fixed = keras2.translate(entry, objects.__contains__, safe_mode=False) or entry
+        fixed = translation.translate(entry, objects.__contains__, safe_mode=False) or entry
         layer = build(fixed, objects)
         expected = objects.get(entry["class_name"]) or keras3_class(entry["class_name"])
         assert type(layer) is expected, label
@@ -343,7 +344,7 @@ def test_keras2_settings_keras3_lacks_are_refused_by_layer_and_setting(
     for case in refused:
         entry, key = case["entry"], case["refused"]
         with pytest.raises(ModelFileError) as caught:
-            keras2.translate(entry, lambda name: False, safe_mode=False)
+            translation.translate(entry, lambda name: False, safe_mode=False)
         said = str(caught.value)
         assert f"'{entry['config']['name']}' ({entry['class_name']})" in said
         assert f"{key}=" in said
@@ -351,16 +352,16 @@ def test_keras2_settings_keras3_lacks_are_refused_by_layer_and_setting(
 
 
 @pytest.mark.parametrize(
-    "name", sorted(set(keras2_layers.REMOVED) - {"LocallyConnected1D", "LocallyConnected2D"})
+    "name", sorted(set(layer_keys.REMOVED) - {"LocallyConnected1D", "LocallyConnected2D"})
 )
 def test_a_class_keras3_lacks_is_refused_unless_something_provides_it(
     dumped: dict[str, Any], name: str
 ) -> None:
     entry = next(c["entry"] for c in cases(dumped) if c["label"] == name)
     with pytest.raises(ModelFileError, match=f"\\({name}\\) has no Keras 3 class"):
-        keras2.translate(entry, lambda _: False, safe_mode=True)
+        translation.translate(entry, lambda _: False, safe_mode=True)
     # A plugin or custom object resolving the name gets the config as tf-keras wrote it.
-    assert keras2.translate(entry, {name}.__contains__, safe_mode=True) is None
+    assert translation.translate(entry, {name}.__contains__, safe_mode=True) is None
 
 
 def test_wrapped_and_nested_layers_are_translated_at_any_depth(dumped: dict[str, Any]) -> None:
@@ -371,7 +372,7 @@ def test_wrapped_and_nested_layers_are_translated_at_any_depth(dumped: dict[str,
         wrapper = "Bidirectional" if config_tree.depth(entry) % 4 else "TimeDistributed"
         entry = {"class_name": wrapper, "config": {"name": "w", "layer": entry}}
     assert config_tree.depth(entry) == checks.MAX_CONFIG_DEPTH
-    fixed = keras2.translate(entry, lambda _: False, safe_mode=True)
+    fixed = translation.translate(entry, lambda _: False, safe_mode=True)
     assert fixed is not None
     inner = fixed
     while inner["class_name"] != "LSTM":
@@ -384,7 +385,7 @@ def test_wrapped_and_nested_layers_are_translated_at_any_depth(dumped: dict[str,
 def test_a_class_resolved_by_the_user_keeps_its_keras2_keys(dumped: dict[str, Any]) -> None:
     lstm = next(c["entry"] for c in cases(dumped) if c["label"] == "LSTM time_major=True")
     # custom_objects={"LSTM": TheirLSTM}: their class reads its own config.
-    assert keras2.translate(lstm, {"LSTM"}.__contains__, safe_mode=True) is None
+    assert translation.translate(lstm, {"LSTM"}.__contains__, safe_mode=True) is None
 
 
 def test_load_model_names_the_refused_layer(dumped: dict[str, Any], tmp_path: Path) -> None:
@@ -488,7 +489,9 @@ MIXED_ATOL = 5e-3
 def test_a_mixed_float16_model_loads_compiled_with_a_loss_scale_optimizer(models: Path) -> None:
     import numpy as np
 
-    with pytest.warns(keras2.OptimizerStateWarning, match=r"restored as LossScaleOptimizer\(Adam"):
+    with pytest.warns(
+        translation.OptimizerStateWarning, match=r"restored as LossScaleOptimizer\(Adam"
+    ):
         model = layerhub.load_model(models / "mixed_float16.h5", compile=True)
     x, y = np.load(models / "mixed_float16.x.npy"), np.load(models / "mixed_float16.y.npy")
     np.testing.assert_allclose(outputs(model, x), y, rtol=0, atol=MIXED_ATOL)

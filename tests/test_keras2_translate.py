@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import layerhub
-from layerhub._private import keras2
-from layerhub._private.keras2 import OptimizerStateWarning
+from layerhub._private.keras2 import translation
+from layerhub._private.keras2.translation import OptimizerStateWarning
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def nothing_resolved(name: str) -> bool:
 
 
 def translate(config: dict[str, Any], *, safe_mode: bool = True) -> dict[str, Any] | None:
-    return keras2.translate(config, nothing_resolved, safe_mode=safe_mode)
+    return translation.translate(config, nothing_resolved, safe_mode=safe_mode)
 
 
 def references(config: dict[str, Any], layer_name: str) -> list[list[Any]]:
@@ -205,7 +205,7 @@ def test_only_graph_models_are_renumbered() -> None:
 
 def test_a_lambda_function_saved_by_name_becomes_a_keras3_function_reference() -> None:
     config = lambda_model(function="channel_slice", function_type="function")
-    fixed = keras2.translate(config, {"channel_slice"}.__contains__, safe_mode=True)
+    fixed = translation.translate(config, {"channel_slice"}.__contains__, safe_mode=True)
     assert fixed is not None
     lam = fixed["config"]["layers"][1]["config"]
     assert "function_type" not in lam
@@ -294,19 +294,19 @@ def test_a_policy_without_a_name_is_left_for_keras_to_judge(policy: dict[str, An
 def test_accuracy_and_crossentropy_shorthands_in_any_case_need_nothing() -> None:
     # Keras 3's compile resolves these by str(identifier).lower(), whatever their case.
     shorthands = ["acc", "ACC", "Accuracy", "ce", "CE", "Crossentropy"]
-    assert keras2.training_names({"metrics": shorthands, "loss": "mse"}) == set()
-    assert keras2.training_names({"metrics": ["acc", "my_metric"]}) == {"my_metric"}
+    assert translation.training_names({"metrics": shorthands, "loss": "mse"}) == set()
+    assert translation.training_names({"metrics": ["acc", "my_metric"]}) == {"my_metric"}
 
 
 def test_per_output_losses_are_all_looked_at() -> None:
     training = {"loss": {"boxes": "my_loss", "scores": "binary_crossentropy"}}
-    assert keras2.training_names(training) == {"my_loss"}
+    assert translation.training_names(training) == {"my_loss"}
 
 
 def test_a_registered_keras2_name_is_needed_whatever_its_package() -> None:
     # "Package>Name" is a user-registered object, even when the package looks like a marker.
     training = {"loss": "__main__>focal", "metrics": ["Custom>f1"]}
-    assert keras2.training_names(training) == {"__main__>focal", "Custom>f1"}
+    assert translation.training_names(training) == {"__main__>focal", "Custom>f1"}
 
 
 # -- optimizer ------------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ def recovered(optimizer: Any) -> tuple[dict[str, Any] | None, list[str]]:
     training = {"loss": "mse", "optimizer_config": optimizer}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = keras2.recovered_optimizer(training)
+        result = translation.recovered_optimizer(training)
     said = [str(w.message) for w in caught if issubclass(w.category, OptimizerStateWarning)]
     return result, said
 

@@ -25,7 +25,7 @@ from layerhub_scale import Scale
 import layerhub
 from layerhub import MissingPluginError, UnsafeModelError, registry
 from layerhub._private import checks, config_tree
-from layerhub._private.keras2_hdf5 import open_hdf5
+from layerhub._private.formats.hdf5 import open_hdf5
 from layerhub.testing import run_in_fresh_interpreter
 
 GENERATOR = Path(__file__).with_name("keras2_models.py")
@@ -408,7 +408,7 @@ def test_keras2_mixed_precision_file_keeps_its_policy(
 
 
 def test_keras_builtins_come_from_keras_own_tables() -> None:
-    from layerhub._private import keras2 as translation
+    from layerhub._private.keras2 import translation as translation
 
     for name in ("Dense", "GlorotUniform", "L2", "MaxNorm", "relu", "Adam", "Policy"):
         assert translation.builtin(name), name
@@ -487,7 +487,7 @@ def test_subclassed_savedmodel_is_refused_in_one_line(keras2_dir: Path) -> None:
 def test_compiled_keras2_optimizer_configuration_is_recovered(
     keras2_dir: Path, suffix: str
 ) -> None:
-    from layerhub._private.keras2 import OptimizerStateWarning
+    from layerhub._private.keras2.translation import OptimizerStateWarning
 
     with pytest.warns(OptimizerStateWarning, match=r"SGD\(.*momentum=0.9, nesterov=True\)"):
         model = layerhub.load_model(keras2_dir / f"sgd_momentum{suffix}")
@@ -591,7 +591,7 @@ def test_keras3_h5_file_keeps_its_optimizer_state_without_a_warning(tmp_path: Pa
     # and warned that the state was lost.
     import warnings
 
-    from layerhub._private.keras2 import OptimizerStateWarning
+    from layerhub._private.keras2.translation import OptimizerStateWarning
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     # A loss object: Keras 3 cannot read "mse" back from its own .h5 training config.

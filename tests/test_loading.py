@@ -15,7 +15,8 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, Registry, UnsafeModelError
-from layerhub._private import config_tree, manifest, saving
+from layerhub._private import config_tree, saving
+from layerhub._private.formats import manifest
 from layerhub.testing import run_in_fresh_interpreter
 
 
@@ -361,7 +362,7 @@ def test_modules_named_in_a_file_are_never_imported(tmp_path: Path, site: Path) 
 
 
 def test_a_replaced_member_is_served_without_copying_the_others(tmp_path: Path) -> None:
-    from layerhub._private import zip_view
+    from layerhub._private.formats import zip_view
 
     path = tmp_path / "big.zip"
     weights = np.random.default_rng(0).bytes(4 << 20)
@@ -466,7 +467,7 @@ def as_saved_by_version_one(current: Path, stale: Path) -> Path:
 def test_upgrade_hooks_run_only_for_objects_saved_by_another_version(
     tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from layerhub._private import zip_view
+    from layerhub._private.formats import zip_view
     from layerhub.testing.fakes import write_upgrading_plugin
 
     write_upgrading_plugin(site, "layerhub_upgrading")

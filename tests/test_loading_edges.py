@@ -15,7 +15,7 @@ from _hardening import read_members, write_members
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, UnsafeModelError
 from layerhub._private import config_tree, loading
-from layerhub._private.manifest import Entry
+from layerhub._private.formats.manifest import Entry
 from layerhub._private.resolve import COMPILE_HINT, missing_entry
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 import layerhub
-from layerhub._private import manifest
-from layerhub._private.manifest import Entry, Manifest
+from layerhub._private.formats import manifest
+from layerhub._private.formats.manifest import Entry, Manifest
 
 
 def test_build_lists_objects_sorted_with_the_format_and_layerhub_version() -> None:

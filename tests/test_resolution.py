@@ -14,8 +14,9 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError
-from layerhub._private import manifest, resolve
+from layerhub._private import resolve
 from layerhub._private.errors import Missing
+from layerhub._private.formats import manifest
 from layerhub._private.loading import open_model
 from layerhub._private.untrusted import shown
 from layerhub.testing import run_in_fresh_interpreter
@@ -287,7 +288,7 @@ def test_missing_names_get_the_plugin_conventions_distribution() -> None:
 
 
 def test_a_hand_registered_entry_says_so() -> None:
-    from layerhub._private.manifest import Entry
+    from layerhub._private.formats.manifest import Entry
     from layerhub._private.resolve import missing_entry
 
     entry = missing_entry("mine>Twice\n", Entry(None, None))
@@ -331,7 +332,7 @@ def test_a_hand_registered_entry_says_so() -> None:
 def test_claims_that_break_the_convention_are_suspicious(
     name: str, claim: tuple[str, str | None], note: str
 ) -> None:
-    from layerhub._private.manifest import Entry
+    from layerhub._private.formats.manifest import Entry
     from layerhub._private.resolve import missing_entry
 
     entry = missing_entry(name, Entry(*claim))

@@ -14,7 +14,8 @@ import pytest
 
 import layerhub
 from layerhub import ModelFileError
-from layerhub._private import manifest, saving
+from layerhub._private import saving
+from layerhub._private.formats import manifest
 
 PROC_STATUS = Path("/proc/self/status")
 

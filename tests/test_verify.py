@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import layerhub
-from layerhub._private import keras2_weights
+from layerhub._private.keras2 import placement
 
 from .test_legacy_h5 import keras2, keras2_dir, reference  # noqa: F401  (fixtures)
 
@@ -100,14 +100,14 @@ def test_convert_fails_when_a_weight_was_placed_wrongly(
 ) -> None:
     # A loader defect that moves one value: the check against the file must see it, although
     # the converted file reloads to the same (wrong) predictions.
-    placed = keras2_weights.place
+    placed = placement.place
 
     def misplace(model: Any, stored: Any, file: str) -> None:
         placed(model, stored, file)
         variable = next(v for v in model.weights if "moving_mean" in v.path)
         variable.assign(keras.ops.convert_to_numpy(variable) + 1.0)
 
-    monkeypatch.setattr(keras2_weights, "place", misplace)
+    monkeypatch.setattr(placement, "place", misplace)
     done = layerhub.convert(
         keras2_dir / "nested_batchnorm.h5", tmp_path / "new.keras", compile=False
     )
@@ -145,22 +145,22 @@ def test_verify_of_a_keras3_file_is_a_usage_error_with_exit_status_2(
 def test_weights_without_a_counterpart_are_refused_by_name() -> None:
     dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
     stored = [
-        keras2_weights.StoredWeight(("head",), (("kernel",),), np.zeros((3, 2), "float32")),
-        keras2_weights.StoredWeight(("head",), (("gamma",),), np.zeros((2,), "float32")),
-        keras2_weights.StoredWeight(("head",), (("beta",),), np.zeros((2,), "float32")),
+        placement.StoredWeight(("head",), (("kernel",),), np.zeros((3, 2), "float32")),
+        placement.StoredWeight(("head",), (("gamma",),), np.zeros((2,), "float32")),
+        placement.StoredWeight(("head",), (("beta",),), np.zeros((2,), "float32")),
     ]
     with pytest.raises(layerhub.ModelFileError, match=r"layer head \(Dense\) has no variable"):
-        keras2_weights.place(dense, stored, "f.h5")
+        placement.place(dense, stored, "f.h5")
 
 
 def test_a_shape_that_disagrees_is_refused_by_name() -> None:
     dense = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
     stored = [
-        keras2_weights.StoredWeight(("head",), (("kernel",),), np.zeros((2, 3), "float32")),
-        keras2_weights.StoredWeight(("head",), (("bias",),), np.zeros((2,), "float32")),
+        placement.StoredWeight(("head",), (("kernel",),), np.zeros((2, 3), "float32")),
+        placement.StoredWeight(("head",), (("bias",),), np.zeros((2,), "float32")),
     ]
     with pytest.raises(layerhub.ModelFileError, match=r"head/kernel has shape \(2, 3\)"):
-        keras2_weights.place(dense, stored, "f.h5")
+        placement.place(dense, stored, "f.h5")
 
 
 def test_weights_are_placed_by_name_whatever_their_order() -> None:
@@ -169,8 +169,8 @@ def test_weights_are_placed_by_name_whatever_their_order() -> None:
         n: np.full((3,), i + 1.0, "float32")
         for i, n in enumerate(["moving_variance", "gamma", "moving_mean", "beta"])
     }
-    stored = [keras2_weights.StoredWeight(("bn",), ((n,),), v) for n, v in values.items()]
-    keras2_weights.place(norm, stored, "f.h5")
+    stored = [placement.StoredWeight(("bn",), ((n,),), v) for n, v in values.items()]
+    placement.place(norm, stored, "f.h5")
     layer = norm.get_layer("bn")
     for name, value in values.items():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(getattr(layer, name)), value)
@@ -179,4 +179,4 @@ def test_weights_are_placed_by_name_whatever_their_order() -> None:
 def test_a_layer_the_file_lacks_is_refused() -> None:
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
     with pytest.raises(layerhub.ModelFileError, match="stores no weights for layer head"):
-        keras2_weights.place(model, [], "f.h5")
+        placement.place(model, [], "f.h5")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layerhub._private.zip_view import _Overlay
+from layerhub._private.formats.zip_view import _Overlay
 
 operations = st.lists(
     st.one_of(

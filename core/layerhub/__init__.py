@@ -21,11 +21,11 @@ from layerhub._private.records import LayerRecord
 from layerhub._private.registry import PluginWarning, Registry, registry
 
 if TYPE_CHECKING:
-    from layerhub._private.convert import Conversion, ConversionError, convert
     from layerhub._private.hookspecs import hookimpl, hookspec
+    from layerhub._private.keras2.convert import Conversion, ConversionError, convert
+    from layerhub._private.keras2.verify import Verification, verify
     from layerhub._private.loading import load_model
     from layerhub._private.saving import save_model
-    from layerhub._private.verify import Verification, verify
 
 __version__ = "0.1.0"
 
@@ -56,15 +56,15 @@ __all__ = [
 
 
 _LAZY = {
-    "Conversion": "layerhub._private.convert",
-    "ConversionError": "layerhub._private.convert",
-    "convert": "layerhub._private.convert",
+    "Conversion": "layerhub._private.keras2.convert",
+    "ConversionError": "layerhub._private.keras2.convert",
+    "convert": "layerhub._private.keras2.convert",
     "hookimpl": "layerhub._private.hookspecs",
     "hookspec": "layerhub._private.hookspecs",
     "load_model": "layerhub._private.loading",
     "save_model": "layerhub._private.saving",
-    "Verification": "layerhub._private.verify",
-    "verify": "layerhub._private.verify",
+    "Verification": "layerhub._private.keras2.verify",
+    "verify": "layerhub._private.keras2.verify",
 }
 
 

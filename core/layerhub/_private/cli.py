@@ -452,7 +452,7 @@ def _ambiguity_lines(records: Iterable[LayerRecord]) -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from layerhub._private.verify import verify
+    from layerhub._private.keras2.verify import verify
 
     done = verify(args.source, args.target, reference=args.reference)
     if args.json:
@@ -463,7 +463,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from layerhub._private.convert import convert
+    from layerhub._private.keras2.convert import convert
 
     done = convert(args.source, args.target, compile=args.compile, atol=args.atol)
     if args.json:
@@ -654,17 +654,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("port", cmd_port, "port a Keras 2 layer module to a tested Keras 3 plugin")
     p.add_argument("source", metavar="SOURCE", help="a .py module defining Keras 2 layers")
     p.add_argument(
-        "--class", dest="classes", action="append", default=[], metavar="NAME",
+        "--class",
+        dest="classes",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="port only this layer class; repeat for several (default: every layer class)",
     )
     p.add_argument("--dir", default=".", metavar="DIR", help="parent directory (default: .)")
     p.add_argument("--dist", metavar="NAME", help="'layerhub-foo' (default: from SOURCE's name)")
     p.add_argument(
-        "--example", action="append", default=[], metavar="CLASS=JSON",
-        help='the kit\'s example for CLASS: [init_kwargs, input_shape], instead of the probe\'s',
+        "--example",
+        action="append",
+        default=[],
+        metavar="CLASS=JSON",
+        help="the kit's example for CLASS: [init_kwargs, input_shape], instead of the probe's",
     )
     p.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="run the original under tf-keras and the port under Keras 3; compare",
     )
     return parser

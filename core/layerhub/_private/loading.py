@@ -14,14 +14,16 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, config_tree, keras2, keras2_hdf5, keras2_weights, resolve
+from layerhub._private import checks, config_tree, resolve
 from layerhub._private.errors import LayerHubError, ModelFileError
-from layerhub._private.keras2_hdf5 import open_hdf5
-from layerhub._private.keras2_savedmodel import open_savedmodel
-from layerhub._private.keras2_weights import Keras2Source
-from layerhub._private.keras_archive import open_archive, open_directory
-from layerhub._private.manifest import Manifest
-from layerhub._private.model_file import OpenedModel, locate
+from layerhub._private.formats import hdf5
+from layerhub._private.formats.archive import open_archive, open_directory
+from layerhub._private.formats.hdf5 import open_hdf5
+from layerhub._private.formats.manifest import Manifest
+from layerhub._private.formats.model_file import OpenedModel, locate
+from layerhub._private.formats.savedmodel import open_savedmodel
+from layerhub._private.keras2 import placement, translation
+from layerhub._private.keras2.placement import Keras2Source
 from layerhub._private.records import one_line
 from layerhub._private.registry import Registry, registry
 from layerhub._private.untrusted import shown, shown_path
@@ -82,18 +84,18 @@ def load_model(
     needed = resolve.needs(opened, registry, custom_objects=user_objects, compile=compile)
     objects = resolve.custom_objects_for(opened, needed, registry) | user_objects
     config, training = opened.config, None
-    if compile and (opened.keras2 or opened.description == keras2_hdf5.KERAS3_DESCRIPTION):
+    if compile and (opened.keras2 or opened.description == hdf5.KERAS3_DESCRIPTION):
         # Keras 3 reads its own .h5 training configs no better than Keras 2's.
-        objects = keras2.loss_aliases(opened.training_config) | objects
+        objects = translation.loss_aliases(opened.training_config) | objects
     if opened.keras2:
         if compile:
-            training = keras2.recovered_optimizer(opened.training_config)
+            training = translation.recovered_optimizer(opened.training_config)
         resolved = {n.name for n in needed} | set(objects)
-        config = keras2.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
+        config = translation.translate(config, resolved.__contains__, safe_mode=safe_mode) or config
         # Renamed in place, so on a copy when translation made none: the record keeps the
         # file's own names.
         config = config_tree.copy(config) if config is opened.config else config
-        keras2_weights.slashless(config)
+        placement.slashless(config)
     config = _upgraded(config, opened.manifest, registry)
     with (
         opened.source(None if config is opened.config else config, training) as source,
@@ -147,7 +149,7 @@ def _keras2_load(
         serialization_lib.SafeModeScope(safe_mode),
     ):
         model = saving_utils.model_from_config(source.config, custom_objects=names)
-    keras2_weights.place(model, stored, source.file)
+    placement.place(model, stored, source.file)
     if compile and isinstance(source.training, dict):
         model.compile(**saving_utils.compile_args_from_training_config(source.training, names))
         saving_utils.try_build_compiled_arguments(model)

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import config_tree, keras2
+from layerhub._private import config_tree
 from layerhub._private.errors import Missing, MissingPluginError
-from layerhub._private.manifest import Entry, Manifest
-from layerhub._private.model_file import OpenedModel
+from layerhub._private.formats.manifest import Entry, Manifest
+from layerhub._private.formats.model_file import OpenedModel
+from layerhub._private.keras2 import translation
 from layerhub._private.records import LayerRecord
 from layerhub._private.registry import Registry, import_keras
 from layerhub._private.untrusted import (
@@ -76,8 +77,8 @@ def needs(
     """What the model needs beyond Keras' own modules; imports no plugin."""
     if opened.keras2:
         _keras()  # once, under a lock: the Keras 2 names are asked of Keras itself
-        model_names = keras2.needed_names(opened.config)
-        training_names = keras2.training_names(opened.training_config) if compile else set()
+        model_names = translation.needed_names(opened.config)
+        training_names = translation.training_names(opened.training_config) if compile else set()
     else:
         body = {k: v for k, v in opened.config.items() if k != "compile_config"}
         model_names = config_tree.foreign_names(body)
@@ -214,7 +215,7 @@ def _keras_function(name: str) -> bool:
     keras = _keras()
     if keras is None:
         return False
-    return any(callable(getattr(getattr(keras, m), name, None)) for m in keras2.OBJECT_MODULES)
+    return any(callable(getattr(getattr(keras, m), name, None)) for m in translation.OBJECT_MODULES)
 
 
 def custom_objects_for(

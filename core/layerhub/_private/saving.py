@@ -10,9 +10,10 @@ import zipfile
 from pathlib import Path
 from typing import Any, Final, Literal, overload
 
-from layerhub._private import config_tree, manifest
+from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError
-from layerhub._private.keras_archive import rewrite
+from layerhub._private.formats import manifest
+from layerhub._private.formats.archive import rewrite
 from layerhub._private.records import one_line
 from layerhub._private.registry import Registry, registry
 from layerhub._private.untrusted import shown, shown_path

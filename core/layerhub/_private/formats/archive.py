@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, manifest, zip_view
+from layerhub._private import checks
 from layerhub._private.errors import ModelFileError
-from layerhub._private.model_file import OpenedModel
+from layerhub._private.formats import manifest, zip_view
+from layerhub._private.formats.model_file import OpenedModel
 from layerhub._private.records import one_line
 from layerhub._private.untrusted import (
     open_regular,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from layerhub._private.errors import ModelFileError
-from layerhub._private.manifest import Manifest
+from layerhub._private.formats.manifest import Manifest
 from layerhub._private.untrusted import described, kind_of, os_reason, shown, shown_path
 
 # Keras picks the format by these exact, lower-case suffixes.

@@ -19,13 +19,13 @@ from typing import Any, Final
 
 from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
-from layerhub._private.keras2_weights import (
+from layerhub._private.formats.model_file import OpenedModel
+from layerhub._private.keras2.placement import (
     MAX_NESTING,
     Keras2Source,
     StoredWeight,
     keras3_name,
 )
-from layerhub._private.model_file import OpenedModel
 from layerhub._private.records import one_line
 from layerhub._private.untrusted import read_bytes, regular_file, shown, shown_path
 

@@ -16,17 +16,17 @@ from typing import Final, NamedTuple
 
 from layerhub._private import isolated
 from layerhub._private.errors import LayerHubError
+from layerhub._private.keras2.verify import Verification, deterministic_inputs, predict, verify
 from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry import Registry, registry
 from layerhub._private.saving import save_model
 from layerhub._private.untrusted import shown, shown_path
-from layerhub._private.verify import Verification, deterministic_inputs, predict, verify
 
 _RELOAD: Final = """
 import json, sys
 import numpy as np
 import layerhub
-from layerhub._private.verify import InputSpec, predict
+from layerhub._private.keras2.verify import InputSpec, predict
 target, inputs, spec, outputs, compile = sys.argv[1:6]
 model = layerhub.load_model(target, compile=compile == "1")
 spec = json.loads(spec)

@@ -11,9 +11,10 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import config_tree, keras2_layers
+from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError
-from layerhub._private.keras2_layers import Drop, DropIf, Refuse, Rename
+from layerhub._private.keras2 import layer_keys
+from layerhub._private.keras2.layer_keys import Drop, DropIf, Refuse, Rename
 from layerhub._private.untrusted import shown
 
 # Class names Keras writes for things that are not classes.
@@ -50,7 +51,7 @@ def _builtin_names() -> frozenset[str]:
 
     names = set(vars(keras.layers)) | set(vars(keras)) | _MODEL_CLASSES | _POLICY_CLASSES
     # tf-keras classes that translate() gives their Keras 3 names.
-    names |= set(keras2_layers.REPLACED)
+    names |= set(layer_keys.REPLACED)
     for module in OBJECT_MODULES:
         table = getattr(importlib.import_module(f"keras.src.{module}"), "ALL_OBJECTS_DICT", {})
         names.update(table)
@@ -288,7 +289,7 @@ def translate(
     - Keras 2 numbered the calls of a nested model from 1 (its own input was node 0); Keras 3
       numbers them from 0, so references to such a model's outputs are renumbered.
     - Each key of a tf-keras built-in layer config that Keras 3 does not take is dropped,
-      renamed or refused, by the table in ``keras2_layers`` (layers nested in models, wrappers
+      renamed or refused, by the table in ``layer_keys`` (layers nested in models, wrappers
       and RNNs included); a class nothing else resolves and Keras 3 lacks is refused.
 
     Raises:
@@ -341,13 +342,13 @@ def _translate_layers(config: dict[str, Any], resolved: Callable[[str], bool]) -
         inner = entry.get("config")
         if resolved(name) or not isinstance(inner, dict):
             continue  # the user's or a plugin's class, or nothing Keras could build anyway
-        if name in keras2_layers.REMOVED:
-            raise _refused(inner, name, keras2_layers.REMOVED[name], "has no Keras 3 class")
-        for key, rule in keras2_layers.RULES.get(name, {}).items():
+        if name in layer_keys.REMOVED:
+            raise _refused(inner, name, layer_keys.REMOVED[name], "has no Keras 3 class")
+        for key, rule in layer_keys.RULES.get(name, {}).items():
             if key in inner:
                 _apply(rule, inner, key, name)
                 changed = True
-        replaced = keras2_layers.REPLACED.get(name)
+        replaced = layer_keys.REPLACED.get(name)
         if replaced is not None:
             entry["class_name"] = replaced.class_name
             inner.update(replaced.set)
@@ -392,7 +393,7 @@ def _unwrapped_fixes(class_name: str, inner: dict[str, Any]) -> bool:
     """
     changed = inner.pop("batch_input_shape", None) is not None
     if class_name == "Lambda":
-        for key in keras2_layers.LAMBDA_KERAS2_ONLY:
+        for key in layer_keys.LAMBDA_KERAS2_ONLY:
             changed |= inner.pop(key, None) is not None
         function = inner.get("function")
         if isinstance(function, list) and len(function) == 3:
@@ -422,8 +423,8 @@ def _layer_entries(config: Any) -> Iterator[tuple[dict[str, Any], bool]]:
             stack.extend((item, False) for item in inner)
         if not isinstance(inner, dict):
             continue
-        stack.extend((inner.get(key), True) for key in keras2_layers.NESTED_ONE)
-        for key in keras2_layers.NESTED_MANY:
+        stack.extend((inner.get(key), True) for key in layer_keys.NESTED_ONE)
+        for key in layer_keys.NESTED_MANY:
             items = inner.get(key)
             if isinstance(items, list):
                 stack.extend((item, key == "cells") for item in items)

@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import isolated, keras2_weights
+from layerhub._private import isolated
 from layerhub._private.errors import ModelFileError
+from layerhub._private.keras2 import placement
 from layerhub._private.untrusted import shown, shown_path
 
 # float32 models: what two correct implementations of the same float32 arithmetic differ by.
@@ -155,7 +156,7 @@ def verify(
         stored = original.weights()
     if model is None:
         model = load_model(target if target is not None else source, compile=False)
-    layers = _layer_checks(keras2_weights.match(model, stored, shown_path(opened.path)))
+    layers = _layer_checks(placement.match(model, stored, shown_path(opened.path)))
     tolerance = MIXED_TOLERANCE if _mixed(model) else TOLERANCE
     outputs: tuple[float, ...] = ()
     said = "not compared: tf-keras is not installed (pip install tf-keras)"
@@ -173,7 +174,7 @@ def verify(
     )
 
 
-def _layer_checks(pairs: list[keras2_weights.Placed]) -> tuple[LayerCheck, ...]:
+def _layer_checks(pairs: list[placement.Placed]) -> tuple[LayerCheck, ...]:
     import keras
     import numpy as np
 
