@@ -290,9 +290,14 @@ for index, item in enumerate(job["items"]):
                     model = None
                     loaded = ("skipped: another installed plugin has the same Keras 2 name: "
                               + " ".join(str(error).split()))[:300]
-                if model is None:
-                    pass
-                else:
+                used = sorted({type(x).__module__ + "." + type(x).__name__
+                               for x in (model.layers if model is not None else ())
+                               if type(x).__name__ == item["class"]})
+                if model is not None and not all(
+                        u.startswith(item["package"] + ".") for u in used):
+                    loaded = ("skipped: the bare name resolved to another plugin's class "
+                              + ", ".join(used))
+                elif model is not None:
                     again = model(given)
                     again = list(again) if isinstance(again, (list, tuple)) else [again]
                     loaded = max(

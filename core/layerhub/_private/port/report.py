@@ -14,6 +14,7 @@ _SKIPPED = {
     "could not save": "not saved",
     "not installed": "no plugin",
     "same Keras 2 name": "name taken",
+    "another plugin's class": "name taken",
 }
 
 
