@@ -42,6 +42,7 @@ PORTABLE = {
     "pam.py": ["PAM"],
     "ordering.py": ["ChannelCentre", "SoftGate", "ChannelBias"],
     "backend_zoo.py": ["BackendZoo"],
+    "attention.py": ["SeqWeightedAttention"],
 }
 
 
@@ -163,6 +164,30 @@ def test_untranslatable_constructs_are_reported_by_line_and_marked() -> None:
     assert lines[marked - 1].startswith("        # TODO(port): line 16: K.in_train_phase")
     assert "line 16: K.dropout" in lines[marked - 2]
     assert "    'line 16: K.dropout: random numbers" in result.code  # in PORT_TODO
+
+
+def test_tensorflow_variables_and_updates_are_reported() -> None:
+    source = (
+        "import tensorflow as tf\n"
+        "from tensorflow.keras import backend as K\n"
+        "from tensorflow.python.keras.utils import tf_utils\n\n\n"
+        "class L(tf.keras.layers.Layer):\n"
+        "    @tf_utils.shape_type_conversion\n"
+        "    def build(self, input_shape):\n"
+        "        self.v = tf.Variable(tf.zeros(input_shape[-1:]))\n"
+        "        self.add_update(K.update(self.v, self.v + 1))\n\n"
+        "    def call(self, x):\n"
+        "        return tf.nn.relu(x) + K.arange(3) + K.one_hot(K.argmax(x), 3)\n"
+    )
+    result = rewrite(source, "p")
+    todo = [(f.line, f.message.split(":")[0]) for f in result.findings if f.todo]
+    assert todo == [(9, "tf.Variable"), (10, "K.update"), (10, "self.add_update")]
+    notes = {(f.line, f.message.split(":")[0]) for f in result.findings if not f.todo}
+    assert (7, "removed the decorator tf_utils.shape_type_conversion") in notes
+    assert (13, "tf.nn.relu") in notes  # kept: a TensorFlow call, noted
+    assert "ops.arange(3, None, 1, dtype='int32')" in result.code
+    assert "ops.one_hot(ops.argmax(x, axis=-1), 3)" in result.code
+    assert "import tensorflow as tf\n" in result.code  # still used by tf.nn.relu
 
 
 def test_unknown_backend_function_is_not_guessed() -> None:
@@ -290,7 +315,7 @@ def test_generated_tests_pass_the_kit_and_fail_on_todo(
     assert "layerhub port left untranslated code" in result.stdout
     passed = re.search(r"(\d+) passed", result.stdout)
     assert passed is not None, result.stdout[-3000:]
-    assert int(passed.group(1)) == 2 * 10, result.stdout[-3000:]
+    assert int(passed.group(1)) == 2 * 11, result.stdout[-3000:]
 
 
 @pytest.mark.slow
@@ -343,7 +368,8 @@ def test_ports_match_tf_keras(
     for taken in ["FMLayer", "Scale", "L2Normalization", "MyLayer", "PAM"]:
         assert str(h5[taken]).startswith("skipped: another installed plugin"), h5
     # ChannelBias' weight is named after the layer in Keras 2 ("channel_bias_bias").
-    for loaded in ["MyMultiLayer", "ChannelCentre", "SoftGate", "ChannelBias", "BackendZoo"]:
+    loaded_ones = ["MyMultiLayer", "ChannelCentre", "SoftGate", "ChannelBias", "BackendZoo"]
+    for loaded in [*loaded_ones, "SeqWeightedAttention"]:
         assert isinstance(h5[loaded], float), h5
         assert h5[loaded] <= 1e-5, h5
     assert not half.ok

@@ -19,6 +19,7 @@ __all__ = [
     "batch_dot",
     "batch_flatten",
     "bias_add",
+    "cast_to_floatx",
     "constant",
     "dot",
     "hard_sigmoid",
@@ -118,6 +119,11 @@ def batch_flatten(x: Any) -> Any:
 def constant(value: Any, dtype: str | None = None) -> Any:
     """``K.constant``: a tensor of ``dtype``, floatx when not given."""
     return ops.convert_to_tensor(np.asarray(value), dtype=dtype or keras.config.floatx())
+
+
+def cast_to_floatx(x: Any) -> Any:
+    """``K.cast_to_floatx``: a NumPy array of floatx."""
+    return np.asarray(x, dtype=keras.config.floatx())
 
 
 def image_dim_ordering() -> str:

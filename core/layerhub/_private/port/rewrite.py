@@ -22,6 +22,17 @@ from layerhub._private.port import table
 
 _HELPERS: Final = "_keras2"
 _LAYER: Final = "keras.layers.Layer"
+# Decorators whose work Keras 3 does itself.
+_SHAPE_DECORATORS: Final = frozenset({"keras.utils.tf_utils.shape_type_conversion"})
+# Variables Keras 2 (tf.keras) tracked when assigned to a layer and Keras 3 does not.
+_RAW_VARIABLES: Final = frozenset(
+    {
+        "tensorflow.Variable",
+        "tensorflow.compat.v1.get_variable",
+        "tensorflow.get_variable",
+        "tensorflow.compat.v1.Variable",
+    }
+)
 _SERIALIZERS: Final = {
     f"keras.{kind}.get": f"keras.{kind}.serialize"
     for kind in ("initializers", "regularizers", "constraints", "activations")
@@ -436,12 +447,21 @@ class PortTransformer(cst.CSTTransformer):
         )
         return self._flush(updated_node)
 
+    def _removable(self, node: cst.Decorator) -> bool:
+        target = node.decorator
+        dotted = self.dotted_name(target.func if isinstance(target, cst.Call) else target)
+        return dotted is not None and (
+            dotted.startswith("keras.legacy") or dotted in _SHAPE_DECORATORS
+        )
+
+    def visit_Decorator(self, node: cst.Decorator) -> bool:
+        return not self._removable(node)
+
     def leave_Decorator(self, original_node: cst.Decorator, updated_node: cst.Decorator) -> Any:
         target = original_node.decorator
         func = target.func if isinstance(target, cst.Call) else target
-        dotted = self.dotted_name(func)
-        if dotted is not None and dotted.startswith("keras.legacy"):
-            self.note(original_node, f"removed the Keras 1 argument decorator {_code(func)}")
+        if self._removable(original_node):
+            self.note(original_node, f"removed the decorator {_code(func)}: Keras 3 needs none")
             return cst.RemoveFromParent()
         return updated_node
 
@@ -649,6 +669,18 @@ class PortTransformer(cst.CSTTransformer):
         func = updated_node.func
         if _self_attr(func) == "add_weight":
             return self._add_weight(original_node, updated_node)
+        if self._in_layer() and _self_attr(func) == "add_update":
+            self.todo(
+                original_node,
+                "self.add_update: Keras 3 has none; assign the variable "
+                "in call() (variable.assign)",
+            )
+        if self._in_layer() and dotted in _RAW_VARIABLES:
+            self.todo(
+                original_node,
+                f"{_code(original_node.func)}: Keras 3 does not track a "
+                "raw TensorFlow variable as a weight; create it with self.add_weight",
+            )
         if isinstance(func, cst.Name) and func.value == "super" and len(updated_node.args) == 2:
             first, second = (_code(a.value) for a in updated_node.args)
             if self._class and first == self._class[-1][0] and second == "self":
@@ -976,9 +1008,18 @@ def _kept_import(small: cst.BaseSmallStatement, used: set[str]) -> cst.BaseSmall
         isinstance(small, cst.ImportFrom)
         and small.module is not None
         and not small.relative
-        and _is_keras_module(_code(small.module).strip())
+        and not isinstance(small.names, cst.ImportStar)
     ):
-        return None
+        base = _code(small.module).strip()
+        if _is_keras_module(base):
+            return None
+        # from tensorflow import keras
+        names = [
+            alias.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            for alias in small.names
+            if not _is_keras_module(f"{base}.{_code(alias.name).strip()}")
+        ]
+        return small.with_changes(names=names) if names else None
     return small
 
 

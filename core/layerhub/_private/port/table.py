@@ -201,6 +201,14 @@ BACKEND: Final[dict[str, Entry]] = {
             "data_format={data_format}, dilation_rate={dilation_rate})",
         ),
         # configuration
+        Entry(
+            "arange(start, stop=None, step=1, dtype='int32')",
+            "ops.arange({start}, {stop}, {step}, dtype={dtype})",
+            "Keras 2 makes int32 ranges by default",
+        ),
+        Entry("one_hot(indices, num_classes)", "ops.one_hot({indices}, {num_classes})"),
+        Entry("cast_to_floatx(x)", "_keras2.cast_to_floatx({x})"),
+        Entry("backend()", "keras.config.backend()"),
         Entry("epsilon()", "keras.config.epsilon()"),
         Entry("floatx()", "keras.config.floatx()"),
         Entry("image_data_format()", "keras.config.image_data_format()"),
@@ -212,7 +220,7 @@ BACKEND: Final[dict[str, Entry]] = {
         ),
         Entry("get_value(x)", "ops.convert_to_numpy({x})"),
         Entry("set_value(x, value)", "{x}.assign({value})"),
-        # weights (K.variable is rewritten where it is assigned to self.<name>, see WEIGHTS)
+        # K.variable is rewritten where it is assigned to self.<name> (see STRUCTURE)
     ]
 }
 
@@ -239,6 +247,8 @@ REFUSED: Final[dict[str, str]] = {
     "set_image_data_format": "global configuration changed by a layer",
     "set_floatx": "global configuration changed by a layer",
     "pool2d": "pooling: Keras 3's ops.max_pool / ops.average_pool take other arguments",
+    "eye": "K.eye makes a variable in Keras 2",
+    "print_tensor": "printing inside the graph: use keras.ops with a callback of your own",
 }
 
 # Keras 2 module paths (after tensorflow.keras -> keras) -> Keras 3 path.
@@ -254,6 +264,10 @@ MODULES: Final[dict[str, str]] = {
     "keras.initializations": "keras.initializers",
     "keras.models.Model": "keras.Model",
     "keras.models.Sequential": "keras.Sequential",
+    "keras.utils.generic_utils.get_custom_objects": "keras.saving.get_custom_objects",
+    "keras.utils.get_custom_objects": "keras.saving.get_custom_objects",
+    "keras.utils.generic_utils.CustomObjectScope": "keras.saving.CustomObjectScope",
+    "keras.utils.CustomObjectScope": "keras.saving.CustomObjectScope",
 }
 
 # Keras 1/2 lower-case initializer callables that Keras 3 spells as classes.
@@ -327,7 +341,14 @@ STRUCTURE: Final[list[tuple[str, str]]] = [
         "(serialised with `keras.initializers/regularizers/constraints/activations.serialize` "
         "when stored through their `get`); an argument stored nowhere is reported",
     ),
-    ("`@interfaces.legacy_*` decorators", "removed (Keras 1 argument conversion)"),
+    (
+        "`@interfaces.legacy_*` and `@tf_utils.shape_type_conversion` decorators",
+        "removed (Keras 1 argument conversion; Keras 3 passes shapes as tuples already)",
+    ),
+    (
+        "`self.x = tf.Variable(...)`, `self.add_update(...)` in a layer",
+        "reported: Keras 3 tracks no raw TensorFlow variable and has no `add_update`",
+    ),
     (
         "the class's bare Keras 2 name",
         "a `layerhub_legacy_names` alias, so `.h5` files that "
