@@ -1,8 +1,9 @@
 """``layerhub requirements``: what a worker installs for a file, read from it without loading it.
 
-This process has no plugin: the plugin's line comes from the file's manifest alone. A class
-registered by hand has no distribution, which is an error rather than a silently short list;
-an import is also made lazily: ``import layerhub.ray`` and the others import no engine.
+This process has no plugin: the plugin's line comes from the file's manifest alone. A name
+whose manifest entry has no distribution (a class registered by hand) is an error rather than a
+silently short list. Importing ``layerhub.ray``, ``layerhub.spark`` or ``layerhub.mlflow``
+imports no engine.
 """
 
 from __future__ import annotations
