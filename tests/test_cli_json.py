@@ -107,6 +107,8 @@ FAILING = [
         "ModelFileError",
     ),
     ("verify", lambda tmp: ["verify", str(tmp / "old.h5")], "ModelFileError"),
+    ("requirements", lambda tmp: ["requirements", str(tmp / "absent.keras")], "ModelFileError"),
+    ("port", lambda tmp: ["port", str(tmp / "absent.py")], "ModelFileError"),
     (
         "new",
         lambda tmp: ["new", "Not A Name", "--layer", "Foo", "--dir", str(tmp)],
