@@ -15,8 +15,8 @@ import pytest
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError
-from layerhub._private import resolve
 from layerhub._private.formats.zip_view import _Overlay
+from layerhub._private.registry import resolve
 
 
 def test_keras_functions_saved_as_builtins_need_no_plugin(tmp_path: Path) -> None:

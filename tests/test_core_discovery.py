@@ -1,12 +1,12 @@
-"""layerhub._private.discovery: records from entry-point metadata alone, conflicts, names."""
+"""Discovery: records from entry-point metadata alone, conflicts, names."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from layerhub._private import discovery
-from layerhub._private.records import LayerRecord
+from layerhub._private.registry import discovery
+from layerhub._private.registry.records import LayerRecord
 
 FakeDist = Callable[..., Path]
 

@@ -1,10 +1,10 @@
-"""layerhub._private.records: a record's pip command, its dict form, one-line errors."""
+"""layerhub._private.registry.records: a record's pip command, its dict form, one-line errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from layerhub._private.records import STATUSES, LayerRecord, one_line
+from layerhub._private.registry.records import STATUSES, LayerRecord, one_line
 
 RECORD = LayerRecord(
     "Scale", "layerhub_scale>Scale", "layerhub_scale", "layerhub_scale", "layerhub-scale", "1.0"

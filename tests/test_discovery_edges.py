@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from layerhub._private import discovery
-from layerhub._private.records import LayerRecord
+from layerhub._private.registry import discovery
+from layerhub._private.registry.records import LayerRecord
 from layerhub.testing.fakes import write_fake_distribution, write_upgrading_plugin
 
 FakeDist = Callable[..., Path]

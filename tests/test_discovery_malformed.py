@@ -10,7 +10,7 @@ import pytest
 from _hardening import plugin
 
 from layerhub import BrokenPluginError, PluginWarning, Registry
-from layerhub._private import discovery
+from layerhub._private.registry import discovery
 
 FakeDist = Callable[..., Path]
 

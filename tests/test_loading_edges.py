@@ -16,7 +16,7 @@ import layerhub
 from layerhub import MissingPluginError, ModelFileError, UnsafeModelError
 from layerhub._private import config_tree, loading
 from layerhub._private.formats.manifest import Entry
-from layerhub._private.resolve import COMPILE_HINT, missing_entry
+from layerhub._private.registry.resolve import COMPILE_HINT, missing_entry
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from layerhub._private import backend
+from layerhub._private.registry import backend
 
 NO_BACKEND = (
     "no Keras backend is installed (KERAS_BACKEND=tensorflow needs tensorflow): "

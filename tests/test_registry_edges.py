@@ -447,7 +447,7 @@ def test_load_all_goes_on_past_a_plugin_already_loaded(fake_dist: FakeDist) -> N
 def test_import_time_limit_that_makes_no_sense_means_the_default(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
-    from layerhub._private.registry import import_timeout
+    from layerhub._private.registry.plugins import import_timeout
 
     monkeypatch.setenv("LAYERHUB_IMPORT_TIMEOUT", value)
     assert import_timeout() == 60

@@ -23,7 +23,8 @@ from layerhub import (
     PluginWarning,
     Registry,
 )
-from layerhub._private import cli, discovery
+from layerhub._private import cli
+from layerhub._private.registry import discovery
 
 FakeDist = Callable[..., Path]
 
@@ -117,7 +118,7 @@ def test_plugin_whose_import_hangs_is_broken_after_the_timeout(
 
 
 def test_import_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from layerhub._private.registry import import_timeout
+    from layerhub._private.registry.plugins import import_timeout
 
     monkeypatch.delenv("LAYERHUB_IMPORT_TIMEOUT", raising=False)
     assert import_timeout() == 60
@@ -540,7 +541,7 @@ def test_an_import_slower_than_the_limit_is_broken_and_not_waited_for(
 def test_a_keras_that_does_not_import_is_blamed_not_the_plugin(
     monkeypatch: pytest.MonkeyPatch, backend_says: str | None, said: str
 ) -> None:
-    from layerhub._private import backend
+    from layerhub._private.registry import backend
 
     monkeypatch.setitem(sys.modules, "keras", None)
     monkeypatch.setattr(backend, "missing_backend", lambda: backend_says)
@@ -551,8 +552,8 @@ def test_a_keras_that_does_not_import_is_blamed_not_the_plugin(
 
 
 def test_origin_names_distribution_and_version() -> None:
-    from layerhub._private.records import LayerRecord
-    from layerhub._private.registry import BY_HAND, origin
+    from layerhub._private.registry.plugins import BY_HAND, origin
+    from layerhub._private.registry.records import LayerRecord
 
     record = LayerRecord("X", "layerhub_x>X", "layerhub_x", "layerhub_x:X", "layerhub-x", "1.2")
     assert origin(record) == "layerhub-x 1.2"
@@ -561,7 +562,7 @@ def test_origin_names_distribution_and_version() -> None:
 
 
 def test_from_dict_holds_exactly_the_records_given() -> None:
-    from layerhub._private.records import LayerRecord
+    from layerhub._private.registry.records import LayerRecord
 
     record = LayerRecord("Made", "layerhub_made>Made", "layerhub_made", "m:Made", "made", "1")
     data = {"format": 1, "records": [record.to_dict()]}
@@ -598,7 +599,7 @@ def test_refresh_lets_a_still_broken_plugin_warn_again(fake_dist: FakeDist) -> N
 
 
 def test_unknown_names_suggest_at_most_three_close_ones() -> None:
-    from layerhub._private.records import LayerRecord
+    from layerhub._private.registry.records import LayerRecord
 
     def record(name: str) -> LayerRecord:
         return LayerRecord(name, f"p>{name}", "p", "p", "p", "1")

@@ -19,7 +19,7 @@ from _hardening import plugin
 
 import layerhub
 from layerhub import BrokenPluginError, PluginWarning, Registry
-from layerhub._private.registry import IMPORT_TIMEOUT_ENV
+from layerhub._private.registry.plugins import IMPORT_TIMEOUT_ENV
 
 FakeDist = Callable[..., Path]
 # Long enough for any honest import here, short enough that the old deadlock fails fast.

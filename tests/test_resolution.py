@@ -14,10 +14,10 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError
-from layerhub._private import resolve
 from layerhub._private.errors import Missing
 from layerhub._private.formats import manifest
 from layerhub._private.loading import open_model
+from layerhub._private.registry import resolve
 from layerhub._private.untrusted import shown
 from layerhub.testing import run_in_fresh_interpreter
 
@@ -280,7 +280,7 @@ def test_hand_registered_objects_have_no_distribution_in_the_manifest(
 
 def test_missing_names_get_the_plugin_conventions_distribution() -> None:
     from layerhub._private.errors import Missing
-    from layerhub._private.resolve import missing_entry
+    from layerhub._private.registry.resolve import missing_entry
 
     assert missing_entry("layerhub_x>Y", None) == Missing("layerhub_x>Y", "layerhub-x")
     assert missing_entry("Custom>Y", None) == Missing("Custom>Y")  # not a layerhub plugin
@@ -289,7 +289,7 @@ def test_missing_names_get_the_plugin_conventions_distribution() -> None:
 
 def test_a_hand_registered_entry_says_so() -> None:
     from layerhub._private.formats.manifest import Entry
-    from layerhub._private.resolve import missing_entry
+    from layerhub._private.registry.resolve import missing_entry
 
     entry = missing_entry("mine>Twice\n", Entry(None, None))
     assert entry.distribution is None
@@ -333,7 +333,7 @@ def test_claims_that_break_the_convention_are_suspicious(
     name: str, claim: tuple[str, str | None], note: str
 ) -> None:
     from layerhub._private.formats.manifest import Entry
-    from layerhub._private.resolve import missing_entry
+    from layerhub._private.registry.resolve import missing_entry
 
     entry = missing_entry(name, Entry(*claim))
     assert (entry.distribution, entry.version) == (None, None)
@@ -341,7 +341,7 @@ def test_claims_that_break_the_convention_are_suspicious(
 
 
 def test_names_only_training_needs_get_the_compile_hint() -> None:
-    from layerhub._private.resolve import COMPILE_HINT, HINT, Need, missing_error
+    from layerhub._private.registry.resolve import COMPILE_HINT, HINT, Need, missing_error
 
     error = missing_error([Need("Custom>loss", (), False, compile_only=True)], None)
     assert "Custom>loss, which the model's training configuration uses and nothing resolves" in (

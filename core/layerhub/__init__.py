@@ -17,14 +17,14 @@ from layerhub._private.errors import (
     PluginNotFoundError,
     UnsafeModelError,
 )
-from layerhub._private.records import LayerRecord
-from layerhub._private.registry import PluginWarning, Registry, registry
+from layerhub._private.registry.plugins import PluginWarning, Registry, registry
+from layerhub._private.registry.records import LayerRecord
 
 if TYPE_CHECKING:
-    from layerhub._private.hookspecs import hookimpl, hookspec
     from layerhub._private.keras2.convert import Conversion, ConversionError, convert
     from layerhub._private.keras2.verify import Verification, verify
     from layerhub._private.loading import load_model
+    from layerhub._private.registry.hookspecs import hookimpl, hookspec
     from layerhub._private.saving import save_model
 
 __version__ = "0.1.0"
@@ -59,8 +59,8 @@ _LAZY = {
     "Conversion": "layerhub._private.keras2.convert",
     "ConversionError": "layerhub._private.keras2.convert",
     "convert": "layerhub._private.keras2.convert",
-    "hookimpl": "layerhub._private.hookspecs",
-    "hookspec": "layerhub._private.hookspecs",
+    "hookimpl": "layerhub._private.registry.hookspecs",
+    "hookspec": "layerhub._private.registry.hookspecs",
     "load_model": "layerhub._private.loading",
     "save_model": "layerhub._private.saving",
     "Verification": "layerhub._private.keras2.verify",

@@ -33,7 +33,7 @@ def decode_json(raw: object, name: str, what: str) -> Any:
     Whatever a decoder hands over is accepted as ``raw``: anything but bytes or text, text
     over ``MAX_MEMBER_BYTES`` (measured decoded), bad UTF-8 and bad JSON are all refused here.
     """
-    from layerhub._private.records import one_line
+    from layerhub._private.registry.records import one_line
 
     if isinstance(raw, (bytearray, memoryview)):
         raw = bytes(raw)

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from layerhub._private import scaffold
-from layerhub._private.backend import missing_backend
 from layerhub._private.errors import LayerHubError, MissingPluginError
-from layerhub._private.records import LayerRecord, one_line
-from layerhub._private.registry import PluginWarning, origin, registry
+from layerhub._private.registry.backend import missing_backend
+from layerhub._private.registry.plugins import PluginWarning, origin, registry
+from layerhub._private.registry.records import LayerRecord, one_line
 from layerhub._private.untrusted import (
     MAX_PATH,
     described,
@@ -209,8 +209,9 @@ def _parameter_strings(params: Sequence[inspect.Parameter]) -> list[str]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from layerhub._private import checks, resolve
+    from layerhub._private import checks
     from layerhub._private.loading import open_model
+    from layerhub._private.registry import resolve
 
     if args.json and args.requirements:
         raise UsageError("argument --requirements: not allowed with argument --json")
@@ -259,7 +260,7 @@ def _inspect_json(opened: Any, rows: Sequence[Sequence[str]], problems: Sequence
 
 def _print_requirements(needs: Sequence[Any], saved: Any) -> int:
     """One ``name==version`` line per plugin distribution the model needs, for ``pip -r``."""
-    from layerhub._private import resolve
+    from layerhub._private.registry import resolve
 
     lines: set[str] = set()
     unknown = []
@@ -362,7 +363,7 @@ def _saved_with(entry: Any) -> str:
 
 def _remedy_lines(problems: Sequence[tuple[Any, str]], opened: Any) -> list[str]:
     """What to do about each (need, status) that is not ok."""
-    from layerhub._private import resolve
+    from layerhub._private.registry import resolve
 
     if not problems:
         return []

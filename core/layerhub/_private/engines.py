@@ -105,9 +105,10 @@ def _configured_backend() -> object:
 
 def needs_of(model: str | os.PathLike[str]) -> Requirements:
     """The plugin requirement lines of a model file, from its manifest; nothing is loaded."""
-    from layerhub._private import checks, resolve
+    from layerhub._private import checks
     from layerhub._private.loading import open_model
-    from layerhub._private.registry import registry
+    from layerhub._private.registry import resolve
+    from layerhub._private.registry.plugins import registry
 
     opened = open_model(model)
     checks.check_config(opened.path, opened.config, safe_mode=False)
@@ -122,7 +123,7 @@ def plugin_lines(needs: Sequence[Any], saved: Any) -> Requirements:
     The file's manifest decides the version when it names a valid distribution and version
     (``resolve.missing_entry`` validates both); otherwise the installed plugin does.
     """
-    from layerhub._private import resolve
+    from layerhub._private.registry import resolve
 
     lines: set[str] = set()
     unknown: list[str] = []

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, config_tree, resolve
+from layerhub._private import checks, config_tree
 from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.formats import hdf5
 from layerhub._private.formats.archive import open_archive, open_directory
@@ -24,8 +24,9 @@ from layerhub._private.formats.model_file import OpenedModel, locate
 from layerhub._private.formats.savedmodel import open_savedmodel
 from layerhub._private.keras2 import placement, translation
 from layerhub._private.keras2.placement import Keras2Source
-from layerhub._private.records import one_line
-from layerhub._private.registry import Registry, registry
+from layerhub._private.registry import resolve
+from layerhub._private.registry.plugins import Registry, registry
+from layerhub._private.registry.records import one_line
 from layerhub._private.untrusted import shown, shown_path
 
 FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {

@@ -14,8 +14,8 @@ from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats import manifest
 from layerhub._private.formats.archive import rewrite
-from layerhub._private.records import one_line
-from layerhub._private.registry import Registry, registry
+from layerhub._private.registry.plugins import Registry, registry
+from layerhub._private.registry.records import one_line
 from layerhub._private.untrusted import shown, shown_path
 
 # Temporary files are ".<target name, cut>.<random>.layerhub-tmp.keras" beside the target:

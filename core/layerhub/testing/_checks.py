@@ -12,8 +12,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from layerhub._private.registry import Registry
-from layerhub._private.registry import registry as installed_registry
+from layerhub._private.registry.plugins import Registry
+from layerhub._private.registry.plugins import registry as installed_registry
 from layerhub.testing.rules import DEFAULT_FIX, MODULES, RULES
 from layerhub.testing.rules._common import Broken, Case, Shape, checking, random_array, summary
 from layerhub.testing.rules.compiled import POLICIES

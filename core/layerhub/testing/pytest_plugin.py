@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from layerhub._private.records import LayerRecord
+    from layerhub._private.registry.records import LayerRecord
 
 EXAMPLES_ATTRIBUTE = "LAYERHUB_EXAMPLES"
 

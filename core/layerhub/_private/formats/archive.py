@@ -17,7 +17,7 @@ from layerhub._private import checks
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats import manifest, zip_view
 from layerhub._private.formats.model_file import OpenedModel
-from layerhub._private.records import one_line
+from layerhub._private.registry.records import one_line
 from layerhub._private.untrusted import (
     open_regular,
     os_reason,

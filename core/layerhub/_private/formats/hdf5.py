@@ -18,7 +18,7 @@ from layerhub._private.keras2.placement import (
     unslashed,
     weight_name_keys,
 )
-from layerhub._private.records import one_line
+from layerhub._private.registry.records import one_line
 from layerhub._private.untrusted import open_regular, shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 HDF5 file"

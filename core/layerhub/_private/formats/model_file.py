@@ -119,7 +119,7 @@ def _from_hub(repo_id: str) -> Path:
     try:
         folder = huggingface_hub.snapshot_download(repo_id=repo_id, library_name="keras")
     except Exception as error:  # offline without a cached copy, no such repo, network ...
-        from layerhub._private.records import one_line
+        from layerhub._private.registry.records import one_line
 
         raise ModelFileError(
             f"cannot fetch {HUB_PREFIX}{shown(repo_id)}: {shown(one_line(error), 300)}"

@@ -26,7 +26,7 @@ from layerhub._private.keras2.placement import (
     StoredWeight,
     keras3_name,
 )
-from layerhub._private.records import one_line
+from layerhub._private.registry.records import one_line
 from layerhub._private.untrusted import read_bytes, regular_file, shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 SavedModel directory"

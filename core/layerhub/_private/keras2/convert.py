@@ -18,7 +18,7 @@ from layerhub._private import isolated
 from layerhub._private.errors import LayerHubError
 from layerhub._private.keras2.verify import Verification, deterministic_inputs, predict, verify
 from layerhub._private.loading import load_model, open_model
-from layerhub._private.registry import Registry, registry
+from layerhub._private.registry.plugins import Registry, registry
 from layerhub._private.saving import save_model
 from layerhub._private.untrusted import shown, shown_path
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from layerhub._private.registry import Registry
+from layerhub._private.registry.plugins import Registry
 from layerhub.testing import _training
 
 Shape = tuple[int | None, ...]

@@ -24,8 +24,8 @@ from layerhub._private.errors import Missing, MissingPluginError
 from layerhub._private.formats.manifest import Entry, Manifest
 from layerhub._private.formats.model_file import OpenedModel
 from layerhub._private.keras2 import translation
-from layerhub._private.records import LayerRecord
-from layerhub._private.registry import Registry, import_keras
+from layerhub._private.registry.plugins import Registry, import_keras
+from layerhub._private.registry.records import LayerRecord
 from layerhub._private.untrusted import (
     conventional_distribution,
     described,

@@ -7,7 +7,7 @@ import re
 from collections import defaultdict
 from typing import Final
 
-from layerhub._private.records import LayerRecord
+from layerhub._private.registry.records import LayerRecord
 
 PLUGIN_GROUP: Final = "layerhub"
 OBJECT_GROUP: Final = "layerhub.layers"

@@ -15,14 +15,14 @@ from collections.abc import Iterable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from layerhub._private import discovery
 from layerhub._private.errors import (
     AmbiguousNameError,
     BrokenPluginError,
     PluginConflictError,
     PluginNotFoundError,
 )
-from layerhub._private.records import LayerRecord, one_line
+from layerhub._private.registry import discovery
+from layerhub._private.registry.records import LayerRecord, one_line
 
 if TYPE_CHECKING:
     import pluggy
@@ -96,7 +96,7 @@ def _import_keras() -> None:
     try:
         import_keras()
     except Exception as error:
-        from layerhub._private.backend import missing_backend
+        from layerhub._private.registry.backend import missing_backend
 
         cause = missing_backend() or f"cannot import keras: {one_line(error)}"
         raise _ImportFailed(cause) from None
@@ -333,7 +333,7 @@ class Registry:
                 if self._pm is None:
                     import pluggy
 
-                    from layerhub._private import hookspecs
+                    from layerhub._private.registry import hookspecs
 
                     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
                     pm.add_hookspecs(hookspecs)
