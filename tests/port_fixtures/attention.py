@@ -9,7 +9,7 @@ from tensorflow.keras import backend as K
 
 
 class SeqWeightedAttention(keras.layers.Layer):
-    """y = sum_t a_t x_t with a = softmax over the steps of x . W + b (masked steps get 0)."""
+    """y = sum_t a_t x_t, a = softmax over the steps of tanh(x . W + b) (masked steps get 0)."""
 
     def __init__(self, use_bias=True, return_attention=False, **kwargs):
         super(SeqWeightedAttention, self).__init__(**kwargs)
@@ -37,7 +37,7 @@ class SeqWeightedAttention(keras.layers.Layer):
         if self.use_bias:
             logits += self.b
         x_shape = K.shape(x)
-        logits = K.reshape(logits, (x_shape[0], x_shape[1]))
+        logits = K.reshape(K.tanh(logits), (x_shape[0], x_shape[1]))
         ai = K.exp(logits - K.max(logits, axis=-1, keepdims=True))
         if mask is not None:
             ai = ai * K.cast(mask, K.dtype(ai))
