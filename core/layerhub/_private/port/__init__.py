@@ -1,8 +1,10 @@
 """``layerhub port``: a Keras 2 layer module becomes a tested Keras 3 plugin.
 
-``rewrite`` ports the code with libcst by the one table in ``table``; ``plugin`` writes it with
+``rewrite`` ports the code with libcst by the one table in ``table`` (with ``syntax``,
+``imports`` and ``config`` for names, imports and ``get_config``); ``plugin`` writes it with
 ``layerhub new``'s template and finds the examples the kit runs; ``check`` compares the
-original under tf-keras with the port; ``report`` prints both. ``docs/porting.md`` explains it.
+original under tf-keras with the port; ``report`` prints both; ``command`` is the CLI.
+``keras2_ops`` is copied into every plugin as ``_keras2.py``. ``docs/porting.md`` explains it.
 """
 
 from __future__ import annotations
