@@ -427,3 +427,24 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "MyMultiLayer" not in init
     assert cli.main(args) == 2  # the plugin's directory exists now
     assert "already exists" in capsys.readouterr().err
+
+
+def test_subclasses_of_keras_layers_and_keras3_code() -> None:
+    source = (
+        "import keras\n"
+        "from keras import ops\n"
+        "from keras.layers import Dense\n\n\n"
+        "@keras.saving.register_keras_serializable(package='old')\n"
+        "class Half(Dense):\n"
+        "    def call(self, x):\n"
+        "        return ops.multiply(super(Half, self).call(x), 0.5)\n"
+    )
+    result = rewrite(source, "p")
+    assert [layer.name for layer in result.layers] == ["Half"]
+    assert [f.todo for f in result.findings] == [False]
+    assert "keras.layers.Dense" in result.findings[0].message
+    assert '@keras.saving.register_keras_serializable(package="p")\nclass Half(' in result.code
+    assert "package='old'" not in result.code
+    assert "return ops.multiply(super().call(x), 0.5)" in result.code
+    assert result.code.startswith("import keras\nfrom keras import ops\n")
+    assert "def compute_output_shape" not in result.code  # Dense's own is inherited

@@ -98,7 +98,8 @@ def rebuilt_imports(module: cst.Module, uses_helpers: bool, todos: list[str]) ->
     if uses_helpers:
         added.append(f"from . import {_HELPERS}")
     new = [cst.parse_statement(line + "\n") for line in added]
-    new[0] = new[0].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
+    if insert_at:
+        new[0] = new[0].with_changes(leading_lines=[cst.EmptyLine(indent=False)])
     listed = "".join(f"\n    {text!r}," for text in todos)
     todo_code = (
         "# Constructs layerhub port could not translate; the generated tests fail while this\n"

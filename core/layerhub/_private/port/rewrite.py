@@ -38,6 +38,7 @@ __all__ = ["Finding", "LayerInfo", "PortTransformer", "Rewritten", "rewrite"]
 
 _HELPERS: Final = "_keras2"
 _LAYER: Final = "keras.layers.Layer"
+_REGISTER: Final = ("keras.saving.register_keras_serializable", "keras.utils.register_keras")
 # Decorators whose work Keras 3 does itself.
 _SHAPE_DECORATORS: Final = frozenset({"keras.utils.tf_utils.shape_type_conversion"})
 # Variables Keras 2 (tf.keras) tracked when assigned to a layer and Keras 3 does not.
@@ -205,7 +206,17 @@ class PortTransformer(cst.CSTTransformer):
     def _is_layer_base(self, node: cst.BaseExpression) -> bool:
         dotted = self.dotted_name(node)
         if dotted is not None:
-            return keras3_reference(dotted) == _LAYER
+            target = keras3_reference(dotted)
+            if target is not None and target != _LAYER and target.startswith("keras.layers."):
+                if target == "keras.layers.InputSpec":
+                    return False
+                self.note(
+                    node,
+                    f"derives from Keras 3's {target}, whose internals (attributes, "
+                    "build and call) may differ from the Keras 2 class",
+                )
+                return True
+            return target == _LAYER
         return isinstance(node, cst.Name) and node.value in self._layer_names
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -252,8 +263,13 @@ class PortTransformer(cst.CSTTransformer):
                 "compute_output_shape; Keras 3 uses compute_output_shape",
             )
         body = list(updated_node.body.body)
-        if "call" in methods and not {"compute_output_shape", "get_output_shape_for"} & set(
-            methods
+        direct = all(
+            keras3_reference(self.dotted_name(b.value) or "") == _LAYER for b in original_node.bases
+        )
+        if (
+            direct
+            and "call" in methods
+            and not {"compute_output_shape", "get_output_shape_for"} & set(methods)
         ):
             # Keras 2 traced call() for the output shape; Keras 3 asks the layer.
             self.uses_helpers = True
@@ -284,9 +300,15 @@ class PortTransformer(cst.CSTTransformer):
                 f'keras.saving.register_keras_serializable(package="{self.package}")'
             )
         )
+        # The plugin registers the class under its own package; an existing registration goes.
+        kept = [
+            d
+            for d in updated_node.decorators
+            if not code_of(d.decorator).strip().startswith(_REGISTER)
+        ]
         updated_node = updated_node.with_changes(
             body=updated_node.body.with_changes(body=body),
-            decorators=[decorator, *updated_node.decorators],
+            decorators=[decorator, *kept],
         )
         return self._flush(updated_node)
 
@@ -501,6 +523,9 @@ class PortTransformer(cst.CSTTransformer):
                 original, f"{code_of(original)} ({dotted}) has no entry in the translation table"
             )
             return updated
+        if target.startswith("keras.ops."):
+            # The port imports keras.ops as ops.
+            target = target[len("keras.") :]
         if target != code_of(updated):
             return cst.parse_expression(target)
         return updated

@@ -294,6 +294,11 @@ SAME_NAME: Final = (
     "keras.regularizers",
     "keras.constraints",
     "keras.activations",
+    # Keras 3 only (Keras 2 had none of these): a module already partly ported keeps them.
+    "keras.ops",
+    "keras.saving",
+    "keras.config",
+    "keras.random",
 )
 
 # Layer-level rewrites, documented with the backend rows.
@@ -322,6 +327,11 @@ STRUCTURE: Final[list[tuple[str, str]]] = [
     ),
     ("`super(Cls, self)`", "`super()`"),
     ("`get_output_shape_for`", "`compute_output_shape`"),
+    (
+        "a subclass of a Keras layer (`Dense`, `Conv2D`, ...)",
+        "ported as a layer deriving from "
+        "Keras 3's class of that name; the port notes it, since Keras 3's internals differ",
+    ),
     (
         "no `compute_output_shape` (Keras 2 traced `call()`)",
         "`compute_output_shape` returning "
