@@ -10,6 +10,7 @@ child, and compare every layer with its original under tf-keras in one parity ru
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -398,6 +399,29 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "report: 4 construct(s) left marked TODO(port), 0 note(s)" in out
     assert "untranslatable.py:16: TODO(port): K.dropout: random numbers" in out
     assert "NoisyBlock: init_kwargs={'rate': 0.5}, input_shape=(2, 4, 4, 3)" in out
+    status = cli.main(
+        [
+            "port",
+            source,
+            "--dir",
+            str(tmp_path / "json"),
+            "--json",
+            "--example",
+            'NoisyBlock={"init_kwargs": {"rate": 0.5}, "input_shape": [2, 3]}',
+        ]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert document["complete"] is False
+    assert [(f["line"], f["todo"]) for f in document["findings"]] == [
+        (7, True),
+        (15, True),
+        (16, True),
+        (16, True),
+    ]
+    assert document["examples"] == {
+        "NoisyBlock": {"init_kwargs": {"rate": 0.5}, "input_shape": [2, 3]}
+    }
     args = [
         "port",
         str(FIXTURES / "mylayer.py"),
