@@ -29,7 +29,7 @@ RELOAD = textwrap.dedent(
     import sys
     import numpy as np
     import layerhub
-    from layerhub._private.cli import table
+    from layerhub._private.cli.command import table
 
     path, inputs, expected = sys.argv[1:4]
     model = layerhub.load_model(path)

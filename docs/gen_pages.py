@@ -182,7 +182,7 @@ def _example(record: Any, example: Any) -> list[str]:
 
 def cli_reference() -> str:
     """The CLI page: ``layerhub --help`` and each subcommand's help, from the parser."""
-    from layerhub._private.cli import build_parser
+    from layerhub._private.cli.command import build_parser
 
     parser = build_parser()
     parser.prog = "layerhub"
@@ -190,7 +190,7 @@ def cli_reference() -> str:
         "# Command line",
         "",
         "Generated from the parser of the `layerhub` command (`build_parser()` in "
-        "`layerhub._private.cli`) when this site was built: each block is that command's "
+        "`layerhub._private.cli.command`) when this site was built: each block is that command's "
         "`--help`.",
         "",
         "```text",

@@ -128,13 +128,13 @@ def test_json_errors_are_json_on_stdout(
     kind: str,
     where: str,
 ) -> None:
-    from layerhub._private import cli
+    from layerhub._private.cli import command
 
     args = argv(tmp_path)
     args = [*args, "--json"] if where == "after" else ["--json", *args]
-    status = cli.main(args)
+    status = command.main(args)
     out, err = capsys.readouterr()
-    assert status == cli.EXIT_USAGE, (out, err)
+    assert status == command.EXIT_USAGE, (out, err)
     report = json.loads(out)
     assert set(report) == {"error"}
     assert report["error"]["type"] == kind, report
@@ -148,10 +148,10 @@ def test_json_errors_are_json_on_stdout(
 def test_json_error_messages_are_escaped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from layerhub._private import cli
+    from layerhub._private.cli import command
 
     hostile = tmp_path / "\x1b[2J\u202eevil\x07\ud800.keras"
-    assert cli.main(["inspect", str(hostile), "--json"]) == cli.EXIT_USAGE
+    assert command.main(["inspect", str(hostile), "--json"]) == command.EXIT_USAGE
     out, _ = capsys.readouterr()
     message = json.loads(out)["error"]["message"]
     assert "\\x1b[2J\\u202eevil\\x07" in message, message
@@ -167,14 +167,14 @@ def test_json_error_on_a_real_stdout() -> None:
 
 
 def test_new_and_add_layer_report_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from layerhub._private import cli
+    from layerhub._private.cli import command
 
-    assert cli.main(["new", "demo", "--layer", "Foo", "--dir", str(tmp_path), "--json"]) == 0
+    assert command.main(["new", "demo", "--layer", "Foo", "--dir", str(tmp_path), "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
     assert created["distribution"] == "layerhub-demo"
     assert created["layers"] == ["Foo"]
     assert all(Path(f).is_file() for f in created["files"])
-    assert cli.main(["add-layer", created["root"], "Bar", "--json"]) == 0
+    assert command.main(["add-layer", created["root"], "Bar", "--json"]) == 0
     added = json.loads(capsys.readouterr().out)
     assert added["layer"] == "Bar"
     assert added["reinstall_needed"] is True

@@ -33,8 +33,9 @@ import pytest
 
 import layerhub
 from layerhub import LayerHubError, ModelFileError
-from layerhub._private import cli, config_tree
-from layerhub._private.checks import MAX_CONFIG_DEPTH, MAX_MEMBER_BYTES
+from layerhub._private.cli import command
+from layerhub._private.guard import config_tree
+from layerhub._private.guard.checks import MAX_CONFIG_DEPTH, MAX_MEMBER_BYTES
 from layerhub._private.loading import open_model
 
 # keras_hub: a model directory as the Hugging Face Hub cache lays it out, every file a symlink
@@ -458,7 +459,7 @@ def test_depth_just_under_the_limit_never_overflows(
             lambda m: m["objects"]["layerhub_scale>Scale"].__setitem__("version", "0.0.1"),
         )
     if path == "inspect":
-        status = cli.main(["inspect", str(model)])
+        status = command.main(["inspect", str(model)])
         out, err = capsys.readouterr()
         assert status in (0, 1, 2), err
         assert "RecursionError" not in out + err
@@ -544,7 +545,7 @@ def test_hostile_text_in_inspect_output(
             layers.append(layer)
 
     edit_config(model, fmt, rename)
-    status = cli.main(["inspect", str(model), *(["--json"] if sink == "json" else [])])
+    status = command.main(["inspect", str(model), *(["--json"] if sink == "json" else [])])
     out, err = capsys.readouterr()
     assert status == 1, err
     assert H.raw_control(out) is None, repr(out)
@@ -618,7 +619,7 @@ def test_a_claim_that_fails_validation_is_described_not_echoed(
     if sink == "message":
         text = refused_in_one_line(load_outcome(model))
     else:
-        cli.main(["inspect", str(model), *(["--json"] if sink == "json" else [])])
+        command.main(["inspect", str(model), *(["--json"] if sink == "json" else [])])
         text = capsys.readouterr().out
     assert "layerhub_absent>Foo" in text, text
     assert "evil" not in text, text

@@ -24,8 +24,8 @@ import keras
 import pytest
 
 import layerhub
-from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
+from layerhub._private.guard import checks, config_tree
 from layerhub._private.keras2 import layer_keys, translation
 from layerhub.testing import run_in_fresh_interpreter
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import layerhub
-from layerhub._private import cli
-from layerhub._private.checks import MAX_MEMBER_BYTES
+from layerhub._private.cli import command
+from layerhub._private.guard.checks import MAX_MEMBER_BYTES
 
 # -- helpers ---------------------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ def refusal(path: Path) -> str:
 
 
 def inspected(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    assert cli.main(["inspect", str(path)]) == 0
+    assert command.main(["inspect", str(path)]) == 0
     return capsys.readouterr().out.splitlines()
 
 

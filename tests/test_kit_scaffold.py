@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from layerhub._private import cli
-from layerhub._private.scaffold import ScaffoldError, add_layer, plugin_names, write_plugin
+from layerhub._private.cli import command
+from layerhub._private.cli.scaffold import ScaffoldError, add_layer, plugin_names, write_plugin
 
 
 def _compile_tree(root: Path) -> None:
@@ -112,19 +112,20 @@ def test_cli_new_takes_several_layers_and_add_layer_says_to_reinstall(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert (
-        cli.main(["new", "duo", "--layer", "Alpha", "--layer", "Beta", "--dir", str(tmp_path)]) == 0
+        command.main(["new", "duo", "--layer", "Alpha", "--layer", "Beta", "--dir", str(tmp_path)])
+        == 0
     )
     out = capsys.readouterr().out
     assert out.startswith(f"created {tmp_path / 'layerhub-duo'} (distribution layerhub-duo, ")
     assert "layers Alpha, Beta)" in out
     assert "layerhub_duo/beta.py" in out
     root = tmp_path / "layerhub-duo"
-    assert cli.main(["add-layer", str(root), "Gamma"]) == 0
+    assert command.main(["add-layer", str(root), "Gamma"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("added layer Gamma to layerhub-duo")
     assert "reinstall needed: the plugin's entry points changed" in out
     assert f"pip install -e {os.path.relpath(root)}" in out
-    assert cli.main(["add-layer", str(root), "Gamma"]) == 2
+    assert command.main(["add-layer", str(root), "Gamma"]) == 2
     assert "already exists" in capsys.readouterr().err
 
 

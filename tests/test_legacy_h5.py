@@ -24,8 +24,8 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, UnsafeModelError, registry
-from layerhub._private import checks, config_tree
 from layerhub._private.formats.hdf5 import open_hdf5
+from layerhub._private.guard import checks, config_tree
 from layerhub.testing import run_in_fresh_interpreter
 
 GENERATOR = Path(__file__).with_name("keras2_models.py")

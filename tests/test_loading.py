@@ -15,8 +15,9 @@ from layerhub_scale import Scale
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, Registry, UnsafeModelError
-from layerhub._private import config_tree, saving
+from layerhub._private import saving
 from layerhub._private.formats import manifest
+from layerhub._private.guard import config_tree
 from layerhub.testing import run_in_fresh_interpreter
 
 
@@ -533,7 +534,7 @@ def test_an_upgraded_model_too_big_for_memory_has_its_weights_extracted_as_keras
 
 
 def test_opened_directories_describe_themselves_and_bound_their_paths(tmp_path: Path) -> None:
-    from layerhub._private.checks import MAX_MEMBER_BYTES
+    from layerhub._private.guard.checks import MAX_MEMBER_BYTES
     from layerhub._private.loading import open_model
 
     model = scale_model()

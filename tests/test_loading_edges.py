@@ -14,8 +14,9 @@ from _hardening import read_members, write_members
 
 import layerhub
 from layerhub import MissingPluginError, ModelFileError, UnsafeModelError
-from layerhub._private import config_tree, loading
+from layerhub._private import loading
 from layerhub._private.formats.manifest import Entry
+from layerhub._private.guard import config_tree
 from layerhub._private.registry.resolve import COMPILE_HINT, missing_entry
 
 
@@ -218,7 +219,7 @@ def test_a_hand_registered_entry_keeps_its_name() -> None:
 def test_inspect_lists_what_only_compiling_needs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from layerhub._private.cli import main
+    from layerhub._private.cli.command import main
 
     status = main(["inspect", "--json", str(compiled_file(tmp_path))])
     report = json.loads(capsys.readouterr().out)

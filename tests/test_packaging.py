@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from layerhub._private.scaffold import plugin_names, write_plugin
+from layerhub._private.cli.scaffold import plugin_names, write_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIRS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
-TEMPLATE_README = ROOT / "core" / "layerhub" / "_private" / "template" / "README.md.tmpl"
+TEMPLATE_README = ROOT / "core" / "layerhub" / "_private" / "cli" / "template" / "README.md.tmpl"
 LICENSE_TEXT = (ROOT / "LICENSE").read_text(encoding="utf-8")
 
 # A markdown link or image whose target has no URL scheme: dead once the README is a package
@@ -61,9 +61,9 @@ def test_core_sdist_holds_the_core_only(tmp_path: Path) -> None:
     assert not [name for name in sdist if name.startswith("plugins/")]
     assert not [name for name in sdist if name.startswith("tests/")]
     assert {"LICENSE", "README.md", "pyproject.toml", "core/layerhub/__init__.py"} <= set(sdist)
-    assert "core/layerhub/_private/template/LICENSE.tmpl" in sdist
+    assert "core/layerhub/_private/cli/template/LICENSE.tmpl" in sdist
     assert wheel_license(wheel) == LICENSE_TEXT
-    assert "layerhub/_private/template/LICENSE.tmpl" in wheel
+    assert "layerhub/_private/cli/template/LICENSE.tmpl" in wheel
 
 
 @pytest.mark.parametrize("directory", PLUGIN_DIRS, ids=lambda p: p.name)

@@ -22,15 +22,15 @@ import pytest
 
 pytest.importorskip("libcst")
 
-from layerhub._private import cli
-from layerhub._private.port import (
+from layerhub._private.cli import command
+from layerhub._private.cli.port import (
     Ported,
     PortError,
     parse_example,
     port,
     table,
 )
-from layerhub._private.port.rewrite import rewrite
+from layerhub._private.cli.port.rewrite import rewrite
 
 FIXTURES = Path(__file__).parent / "port_fixtures"
 ROOT = Path(__file__).parent.parent
@@ -324,7 +324,7 @@ def test_generated_tests_pass_the_kit_and_fail_on_todo(
 def test_ports_match_tf_keras(
     ported: dict[str, Ported], installed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from layerhub._private.port.check import Item, parity, tf_keras_installed
+    from layerhub._private.cli.port.check import Item, parity, tf_keras_installed
 
     if not tf_keras_installed():
         pytest.skip("tf-keras is not installed")
@@ -384,7 +384,7 @@ def test_ports_match_tf_keras(
 @pytest.mark.slow
 def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = str(FIXTURES / "untranslatable.py")
-    status = cli.main(
+    status = command.main(
         [
             "port",
             source,
@@ -399,7 +399,7 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "report: 4 construct(s) left marked TODO(port), 0 note(s)" in out
     assert "untranslatable.py:16: TODO(port): K.dropout: random numbers" in out
     assert "NoisyBlock: init_kwargs={'rate': 0.5}, input_shape=(2, 4, 4, 3)" in out
-    status = cli.main(
+    status = command.main(
         [
             "port",
             source,
@@ -434,11 +434,11 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
         "--example",
         'MyLayer=[{"output_dim": 2}, [2, 3]]',
     ]
-    from layerhub._private.port.check import tf_keras_installed
+    from layerhub._private.cli.port.check import tf_keras_installed
 
     if tf_keras_installed():
         args.append("--check")
-    status = cli.main(args)
+    status = command.main(args)
     out = capsys.readouterr().out
     assert status == 0, out
     assert "layer MyLayer, code in layerhub_cli_my/mylayer.py" in out
@@ -449,7 +449,7 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
     init = (tmp_path / "layerhub-cli-my" / "layerhub_cli_my" / "__init__.py").read_text()
     assert "\"MyLayer\": ({'output_dim': 2}, (2, 3))," in init
     assert "MyMultiLayer" not in init
-    assert cli.main(args) == 2  # the plugin's directory exists now
+    assert command.main(args) == 2  # the plugin's directory exists now
     assert "already exists" in capsys.readouterr().err
 
 

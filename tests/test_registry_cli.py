@@ -185,8 +185,8 @@ def test_doctor_with_no_backend_installed_at_all() -> None:
                 return None
 
         sys.meta_path.insert(0, Hide())
-        from layerhub._private import cli
-        sys.exit(cli.main(["doctor"]))
+        from layerhub._private.cli import command
+        sys.exit(command.main(["doctor"]))
         """
     )
     result = run([sys.executable, "-c", code], KERAS_BACKEND="tensorflow")

@@ -23,7 +23,7 @@ from layerhub import (
     PluginWarning,
     Registry,
 )
-from layerhub._private import cli
+from layerhub._private.cli import command
 from layerhub._private.registry import discovery
 
 FakeDist = Callable[..., Path]
@@ -309,8 +309,8 @@ def test_conflicting_pair_does_not_stop_load_all_custom_objects_or_doctor(
     assert len([r for r in registry.problems() if r.plugin == "layerhub_pair"]) == 2
     assert {r.status for r in registry.list("layerhub_pair>*")} == {"conflict"}
 
-    monkeypatch.setattr(cli, "registry", Registry())
-    assert cli.main(["doctor"]) == 1
+    monkeypatch.setattr(command, "registry", Registry())
+    assert command.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert re.search(r"^conflict +layerhub_pair +layerhub-pair-one +1\.0 +Scale$", out, re.M)
     assert re.search(r"^ok +layerhub_scale +layerhub-scale ", out, re.M)
@@ -346,13 +346,13 @@ def test_hand_registered_plugin_has_no_distribution(
     data = json.loads(json.dumps(registry.to_dict()))
     assert data["records"][0]["distribution"] is None
 
-    monkeypatch.setattr(cli, "registry", registry)
+    monkeypatch.setattr(command, "registry", registry)
     for argv in (["list"], ["info", "ByHand"], ["doctor"]):
-        assert cli.main(argv) == 0
+        assert command.main(argv) == 0
         out = capsys.readouterr().out
         assert "(registered by hand)" in out, argv
         assert not re.search(r"\bNone\b", out.replace("=None", "")), argv
-    cli.main(["info", "ByHand"])
+    command.main(["info", "ByHand"])
     out = capsys.readouterr().out
     assert "distribution     (registered by hand)\n" in out
     assert "install          -\n" in out

@@ -16,9 +16,9 @@ import layerhub
 from layerhub import MissingPluginError, ModelFileError
 from layerhub._private.errors import Missing
 from layerhub._private.formats import manifest
+from layerhub._private.guard.untrusted import shown
 from layerhub._private.loading import open_model
 from layerhub._private.registry import resolve
-from layerhub._private.untrusted import shown
 from layerhub.testing import run_in_fresh_interpreter
 
 

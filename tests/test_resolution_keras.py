@@ -16,7 +16,7 @@ import pytest
 
 import layerhub
 from layerhub import MissingPluginError
-from layerhub._private import cli
+from layerhub._private.cli import command
 from layerhub.testing import run_in_fresh_interpreter
 
 # -- keras_hub ------------------------------------------------------------------------------------
@@ -178,11 +178,11 @@ def test_inspect_says_a_model_overriding_compile_loads_uncompiled(
     tmp_path: Path, keras_registry: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = saved_with_a_loss_that_goes_away(tmp_path, custom_compile=True)
-    assert cli.main(["inspect", str(path)]) == 0
+    assert command.main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert "Gone>gone_loss" in out
     assert "ok (not compiled: the model overrides compile())" in out
-    assert cli.main(["inspect", "--json", str(path)]) == 0
+    assert command.main(["inspect", "--json", str(path)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert "not compiled" in json.dumps(rows)
 
@@ -196,5 +196,5 @@ def test_a_missing_loss_keras_would_deserialize_is_refused_as_keras_refuses(
     with pytest.raises(MissingPluginError, match="training configuration"):
         layerhub.load_model(path)
     assert getattr(layerhub.load_model(path, compile=False), "optimizer", None) is None
-    assert cli.main(["inspect", str(path)]) == 1
+    assert command.main(["inspect", str(path)]) == 1
     assert "missing (training config)" in capsys.readouterr().out

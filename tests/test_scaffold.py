@@ -1,4 +1,4 @@
-"""``layerhub._private.scaffold``: every name the generator derives gives a plugin that imports."""
+"""The scaffold: every name the generator derives gives a plugin that imports."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from layerhub._private import scaffold
-from layerhub._private.scaffold import ScaffoldError, plugin_names, render, write_plugin
+from layerhub._private.cli import scaffold
+from layerhub._private.cli.scaffold import ScaffoldError, plugin_names, render, write_plugin
 
 
 def _compile_all(files: dict[str, str]) -> None:

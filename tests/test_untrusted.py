@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from layerhub import ModelFileError, UnsafeModelError
-from layerhub._private import checks, untrusted
+from layerhub._private.guard import checks, untrusted
 
 
 def test_shown_is_one_bounded_line() -> None:
@@ -322,7 +322,7 @@ def test_decode_json_bounds_decoded_text(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_config_copy_is_deep_iterative_and_equal() -> None:
-    from layerhub._private import config_tree
+    from layerhub._private.guard import config_tree
 
     tree = {"a": [1, {"b": [2, 3]}, (4, 5)], "c": {"d": None}}
     copied = config_tree.copy(tree)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from layerhub._private.cli import main
+from layerhub._private.cli.command import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -131,8 +131,8 @@ def load_model(model_uri: str, *, dst_path: str | None = None, compile: bool = F
         compile: passed to ``layerhub.load_model``.
     """
     from layerhub._private.errors import ModelFileError
+    from layerhub._private.guard.untrusted import shown
     from layerhub._private.loading import load_model as layerhub_load
-    from layerhub._private.untrusted import shown
 
     user = "layerhub.mlflow.load_model"
     artifacts = require("mlflow.artifacts", "mlflow", user)

@@ -105,7 +105,7 @@ def _configured_backend() -> object:
 
 def needs_of(model: str | os.PathLike[str]) -> Requirements:
     """The plugin requirement lines of a model file, from its manifest; nothing is loaded."""
-    from layerhub._private import checks
+    from layerhub._private.guard import checks
     from layerhub._private.loading import open_model
     from layerhub._private.registry import resolve
     from layerhub._private.registry.plugins import registry

@@ -30,7 +30,7 @@ class AmbiguousNameError(LayerHubError, LookupError):
     """A bare class name is provided by more than one plugin."""
 
     def __init__(self, name: str, registered_names: Sequence[str]) -> None:
-        from layerhub._private.untrusted import shown
+        from layerhub._private.guard.untrusted import shown
 
         self.name = name
         self.registered_names = tuple(registered_names)
@@ -91,7 +91,7 @@ class MissingPluginError(LayerHubError, ImportError):
         reason: str = "which no installed layerhub plugin provides",
         hint: str | None = None,
     ) -> None:
-        from layerhub._private.untrusted import requirement, shown
+        from layerhub._private.guard.untrusted import requirement, shown
 
         entries = sorted(missing, key=lambda m: m.name)
         self.names = tuple(m.name for m in entries)

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, config_tree
 from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.formats import hdf5
 from layerhub._private.formats.archive import open_archive, open_directory
@@ -22,12 +21,13 @@ from layerhub._private.formats.hdf5 import open_hdf5
 from layerhub._private.formats.manifest import Manifest
 from layerhub._private.formats.model_file import OpenedModel, locate
 from layerhub._private.formats.savedmodel import open_savedmodel
+from layerhub._private.guard import checks, config_tree
+from layerhub._private.guard.untrusted import shown, shown_path
 from layerhub._private.keras2 import placement, translation
 from layerhub._private.keras2.placement import Keras2Source
 from layerhub._private.registry import resolve
 from layerhub._private.registry.plugins import Registry, registry
 from layerhub._private.registry.records import one_line
-from layerhub._private.untrusted import shown, shown_path
 
 FORMATS: Final[dict[str, Callable[[Path], OpenedModel]]] = {
     "keras": open_archive,
@@ -216,6 +216,6 @@ def _upgraded(config: dict[str, Any], saved: Manifest | None, registry: Registry
 
 
 def _nodes_named(config: Any, names: Mapping[str, str]) -> list[dict[str, Any]]:
-    from layerhub._private.config_tree import objects
+    from layerhub._private.guard.config_tree import objects
 
     return [node for node in objects(config) if node.get("registered_name") in names]

@@ -10,13 +10,13 @@ import zipfile
 from pathlib import Path
 from typing import Any, Final, Literal, overload
 
-from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats import manifest
 from layerhub._private.formats.archive import rewrite
+from layerhub._private.guard import config_tree
+from layerhub._private.guard.untrusted import shown, shown_path
 from layerhub._private.registry.plugins import Registry, registry
 from layerhub._private.registry.records import one_line
-from layerhub._private.untrusted import shown, shown_path
 
 # Temporary files are ".<target name, cut>.<random>.layerhub-tmp.keras" beside the target:
 # hidden, recognisable after a crash, never the name anything loads, and at most

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private.isolated import python_command, safe_directory
+from layerhub._private.guard.isolated import python_command, safe_directory
 
 # The child loads the model through layerhub alone: no custom_objects, nothing imported before.
 _LOAD_AND_PREDICT: Final = """

@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats import manifest, zip_view
 from layerhub._private.formats.model_file import OpenedModel
-from layerhub._private.registry.records import one_line
-from layerhub._private.untrusted import (
+from layerhub._private.guard import checks
+from layerhub._private.guard.untrusted import (
     open_regular,
     os_reason,
     read_bytes,
@@ -26,6 +25,7 @@ from layerhub._private.untrusted import (
     shown,
     shown_path,
 )
+from layerhub._private.registry.records import one_line
 
 DESCRIPTION: Final = "Keras 3 archive"
 # What zipfile and zlib raise on a damaged archive.

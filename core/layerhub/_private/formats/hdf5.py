@@ -6,9 +6,10 @@ import contextlib
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats.model_file import OpenedModel
+from layerhub._private.guard import checks, config_tree
+from layerhub._private.guard.untrusted import open_regular, shown, shown_path
 from layerhub._private.keras2.placement import (
     MAX_NESTING,
     Keras2Source,
@@ -19,7 +20,6 @@ from layerhub._private.keras2.placement import (
     weight_name_keys,
 )
 from layerhub._private.registry.records import one_line
-from layerhub._private.untrusted import open_regular, shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 HDF5 file"
 KERAS3_DESCRIPTION: Final = "Keras 3 HDF5 file"

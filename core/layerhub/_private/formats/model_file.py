@@ -12,7 +12,7 @@ from typing import Any, Final, NamedTuple
 
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats.manifest import Manifest
-from layerhub._private.untrusted import described, kind_of, os_reason, shown, shown_path
+from layerhub._private.guard.untrusted import described, kind_of, os_reason, shown, shown_path
 
 # Keras picks the format by these exact, lower-case suffixes.
 SUFFIXES: Final = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}

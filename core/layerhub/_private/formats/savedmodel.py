@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import checks, config_tree
 from layerhub._private.errors import ModelFileError
 from layerhub._private.formats.model_file import OpenedModel
+from layerhub._private.guard import checks, config_tree
+from layerhub._private.guard.untrusted import read_bytes, regular_file, shown, shown_path
 from layerhub._private.keras2.placement import (
     MAX_NESTING,
     Keras2Source,
@@ -27,7 +28,6 @@ from layerhub._private.keras2.placement import (
     keras3_name,
 )
 from layerhub._private.registry.records import one_line
-from layerhub._private.untrusted import read_bytes, regular_file, shown, shown_path
 
 DESCRIPTION: Final = "Keras 2 SavedModel directory"
 METADATA: Final = "keras_metadata.pb"

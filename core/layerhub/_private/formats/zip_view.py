@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from layerhub._private.untrusted import open_regular
+from layerhub._private.guard.untrusted import open_regular
 
 
 class _Overlay(io.RawIOBase):

@@ -14,13 +14,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from layerhub._private import isolated
 from layerhub._private.errors import LayerHubError
+from layerhub._private.guard import isolated
+from layerhub._private.guard.untrusted import shown, shown_path
 from layerhub._private.keras2.verify import Verification, deterministic_inputs, predict, verify
 from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry.plugins import Registry, registry
 from layerhub._private.saving import save_model
-from layerhub._private.untrusted import shown, shown_path
 
 _RELOAD: Final = """
 import json, sys
@@ -183,7 +183,7 @@ def _plugin_objects(path: Path) -> dict[str, int]:
     """How often each registered name appears in the saved config."""
     import zipfile
 
-    from layerhub._private.config_tree import objects
+    from layerhub._private.guard.config_tree import objects
 
     with zipfile.ZipFile(path) as archive:
         config = json.loads(archive.read("config.json"))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, NamedTuple
 
 from layerhub._private.errors import ModelFileError
-from layerhub._private.untrusted import shown
+from layerhub._private.guard.untrusted import shown
 
 # The longest chain of nested models and sublayers walked; configs are bounded at 512 levels.
 MAX_NESTING: Final = 512
@@ -79,7 +79,7 @@ def keras3_name(name: str) -> str:
 def slashless(config: dict[str, Any]) -> set[str]:
     """Rename, in place, the layers whose Keras 2 names hold ``/``, and every reference to
     them; return the old names (their weights' names must be read with them in mind)."""
-    from layerhub._private import config_tree
+    from layerhub._private.guard import config_tree
 
     renamed: set[str] = set()
     for node in config_tree.objects(config):

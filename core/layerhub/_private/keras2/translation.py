@@ -11,11 +11,11 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError
+from layerhub._private.guard import config_tree
+from layerhub._private.guard.untrusted import shown
 from layerhub._private.keras2 import layer_keys
 from layerhub._private.keras2.layer_keys import Drop, DropIf, Refuse, Rename
-from layerhub._private.untrusted import shown
 
 # Class names Keras writes for things that are not classes.
 _MARKERS: Final = frozenset({"function"})

@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import isolated
 from layerhub._private.errors import ModelFileError
+from layerhub._private.guard import isolated
+from layerhub._private.guard.untrusted import shown, shown_path
 from layerhub._private.keras2 import placement
-from layerhub._private.untrusted import shown, shown_path
 
 # float32 models: what two correct implementations of the same float32 arithmetic differ by.
 TOLERANCE: Final = 1e-5

@@ -19,20 +19,20 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, Final, NamedTuple
 
-from layerhub._private import config_tree
 from layerhub._private.errors import Missing, MissingPluginError
 from layerhub._private.formats.manifest import Entry, Manifest
 from layerhub._private.formats.model_file import OpenedModel
-from layerhub._private.keras2 import translation
-from layerhub._private.registry.plugins import Registry, import_keras
-from layerhub._private.registry.records import LayerRecord
-from layerhub._private.untrusted import (
+from layerhub._private.guard import config_tree
+from layerhub._private.guard.untrusted import (
     conventional_distribution,
     described,
     distribution_name,
     shown,
     version_string,
 )
+from layerhub._private.keras2 import translation
+from layerhub._private.registry.plugins import Registry, import_keras
+from layerhub._private.registry.records import LayerRecord
 
 HINT: Final = (
     "if it is your own class or function, pass it in custom_objects or import the module "

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import scaffold
-from layerhub._private.port.rewrite import LayerInfo, Rewritten
-from layerhub._private.scaffold import PluginNames, ScaffoldError
+from layerhub._private.cli import scaffold
+from layerhub._private.cli.port.rewrite import LayerInfo, Rewritten
+from layerhub._private.cli.scaffold import PluginNames, ScaffoldError
 
 HELPERS_MODULE: Final = "_keras2"
 # Input shapes the probe tries, in order: rank 3 first (the kit's masking rule needs it), then

@@ -15,15 +15,15 @@ from typing import Any, Final, cast
 import libcst as cst
 from libcst.metadata import PositionProvider
 
-from layerhub._private.port import table
-from layerhub._private.port.config import (
+from layerhub._private.cli.port import table
+from layerhub._private.cli.port.config import (
     CompleteReturns,
     config_keys,
     new_get_config,
     stored_arguments,
 )
-from layerhub._private.port.imports import aliases_of, is_keras_module, rebuilt_imports
-from layerhub._private.port.syntax import (
+from layerhub._private.cli.port.imports import aliases_of, is_keras_module, rebuilt_imports
+from layerhub._private.cli.port.syntax import (
     Finding,
     LayerInfo,
     bind,

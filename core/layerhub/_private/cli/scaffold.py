@@ -1,4 +1,4 @@
-"""Write a new plugin distribution from the template in ``_private/template``.
+"""Write a new plugin distribution from the template in ``_private/cli/template``.
 
 ``layerhub new`` and the first-party plugins use the same template, so they never drift apart.
 """
@@ -153,7 +153,7 @@ def render(names: PluginNames, *, only: tuple[str, ...] | None = None) -> dict[s
     """The new distribution's files: relative path -> contents (``only`` these templates)."""
     # The year goes into the generated LICENSE's copyright line.
     values = {**names.mapping(), "year": str(datetime.date.today().year)}
-    template_dir = resources.files("layerhub._private").joinpath("template")
+    template_dir = resources.files("layerhub._private.cli").joinpath("template")
     files = {}
     for source, target in _FILES.items():
         if only is not None and source not in only:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import scaffold
+from layerhub._private.cli import scaffold
 from layerhub._private.errors import LayerHubError
-from layerhub._private.untrusted import read_bytes, shown, shown_path
+from layerhub._private.guard.untrusted import read_bytes, shown, shown_path
 
 __all__ = ["PortError", "Ported", "port"]
 
@@ -86,9 +86,9 @@ def port(
     """
     import libcst
 
-    from layerhub._private.port import plugin
-    from layerhub._private.port.report import findings as finding_lines
-    from layerhub._private.port.rewrite import rewrite
+    from layerhub._private.cli.port import plugin
+    from layerhub._private.cli.port.report import findings as finding_lines
+    from layerhub._private.cli.port.rewrite import rewrite
 
     path = Path(source)
     raw = read_bytes(path, MAX_SOURCE, "Keras 2 module")

@@ -7,7 +7,7 @@ from typing import Final
 
 import libcst as cst
 
-from layerhub._private.port.syntax import code_of, normalised
+from layerhub._private.cli.port.syntax import code_of, normalised
 
 _HELPERS: Final = "_keras2"
 

@@ -22,12 +22,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
-from layerhub._private import scaffold
+from layerhub._private.cli import scaffold
 from layerhub._private.errors import LayerHubError, MissingPluginError
-from layerhub._private.registry.backend import missing_backend
-from layerhub._private.registry.plugins import PluginWarning, origin, registry
-from layerhub._private.registry.records import LayerRecord, one_line
-from layerhub._private.untrusted import (
+from layerhub._private.guard.untrusted import (
     MAX_PATH,
     described,
     distribution_name,
@@ -35,6 +32,9 @@ from layerhub._private.untrusted import (
     shown_path,
     version_string,
 )
+from layerhub._private.registry.backend import missing_backend
+from layerhub._private.registry.plugins import PluginWarning, origin, registry
+from layerhub._private.registry.records import LayerRecord, one_line
 
 PROG = "layerhub"
 EXIT_OK = 0
@@ -209,7 +209,7 @@ def _parameter_strings(params: Sequence[inspect.Parameter]) -> list[str]:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from layerhub._private import checks
+    from layerhub._private.guard import checks
     from layerhub._private.loading import open_model
     from layerhub._private.registry import resolve
 
@@ -540,7 +540,7 @@ def cmd_add_layer(args: argparse.Namespace) -> int:
 
 def cmd_port(args: argparse.Namespace) -> int:
     # layerhub port (issue 27): its own module, imported only when used (it needs libcst).
-    from layerhub._private.port.command import run
+    from layerhub._private.cli.port.command import run
 
     return run(args)
 

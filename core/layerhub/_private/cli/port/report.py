@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from layerhub._private.port.check import TOLERANCE, Row
-from layerhub._private.port.rewrite import Finding
-from layerhub._private.untrusted import MAX_PATH, shown
+from layerhub._private.cli.port.check import TOLERANCE, Row
+from layerhub._private.cli.port.rewrite import Finding
+from layerhub._private.guard.untrusted import MAX_PATH, shown
 
 _MESSAGE = 300
 # Why the .h5 column could not be checked, in a word.

@@ -11,7 +11,7 @@ from typing import Any, Final, cast
 
 import libcst as cst
 
-from layerhub._private.port import table
+from layerhub._private.cli.port import table
 
 ATOMIC: Final = (
     cst.Name,

@@ -8,7 +8,7 @@ from typing import Any, Final, cast
 
 import libcst as cst
 
-from layerhub._private.port.syntax import LayerInfo, code_of, self_attr, wrapped
+from layerhub._private.cli.port.syntax import LayerInfo, code_of, self_attr, wrapped
 
 SERIALIZERS: Final = {
     f"keras.{kind}.get": f"keras.{kind}.serialize"

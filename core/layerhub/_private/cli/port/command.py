@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from layerhub._private.port import PortError, parse_example, port
-from layerhub._private.untrusted import MAX_PATH, shown
+from layerhub._private.cli.port import PortError, parse_example, port
+from layerhub._private.guard.untrusted import MAX_PATH, shown
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -21,8 +21,8 @@ def run(args: argparse.Namespace) -> int:
     example, or the parity check failed."""
     if importlib.util.find_spec("libcst") is None:
         raise PortError("layerhub port needs libcst: pip install 'layerhub[port]'")
-    from layerhub._private.cli import _import_keras_quietly
-    from layerhub._private.port import check, report
+    from layerhub._private.cli.command import _import_keras_quietly
+    from layerhub._private.cli.port import check, report
 
     # The port looks names up in Keras 3; TensorFlow's start-up lines are noise here.
     _import_keras_quietly()

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any, Final
 
-from layerhub._private import config_tree
 from layerhub._private.errors import ModelFileError, UnsafeModelError
-from layerhub._private.untrusted import described, shown
+from layerhub._private.guard import config_tree
+from layerhub._private.guard.untrusted import described, shown
 
 # A config or metadata member larger than this is refused before it is read: real configs
 # of models with thousands of layers are a few MiB, and a zip member can claim gigabytes. The
