@@ -444,7 +444,11 @@ def test_cli_port_reports_and_checks(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "layer MyLayer, code in layerhub_cli_my/mylayer.py" in out
     if tf_keras_installed():
         assert re.search(
-            r"MyLayer\s+\(2, 3\)\s+kernel\s+\S+\s+\S+\s+(no plugin|name taken)\s+ok", out
+            # the Keras 2 .h5 column: a difference when the port's class loaded the file,
+            # else why it was not compared
+            r"MyLayer\s+\(2, 3\)\s+kernel\s+\S+\s+\S+\s+"
+            r"(\d\.\d\de[+-]\d+|no plugin|name taken)\s+ok",
+            out,
         ), out
     init = (tmp_path / "layerhub-cli-my" / "layerhub_cli_my" / "__init__.py").read_text()
     assert "\"MyLayer\": ({'output_dim': 2}, (2, 3))," in init
