@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Final, NamedTuple
 
 from layerhub._private.errors import LayerHubError
-from layerhub._private.guard import isolated
 from layerhub._private.guard.untrusted import shown, shown_path
-from layerhub._private.keras2.verify import Verification, deterministic_inputs, predict, verify
+from layerhub._private.keras2.verify import (
+    Verification,
+    deterministic_inputs,
+    predict,
+    run_on_inputs,
+    verify,
+)
 from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry.plugins import Registry, registry
 from layerhub._private.saving import save_model
@@ -122,42 +125,17 @@ def convert(
     written = save_model(model, target, registry=registry)
     spec = deterministic_inputs(model)
     expected = predict(model, spec)
-    with tempfile.TemporaryDirectory(prefix="lh-") as scratch:
-        given, got = Path(scratch) / "x.npz", Path(scratch) / "y.npz"
-        np.savez(given, **dict(zip(spec.keys, spec.arrays, strict=True)))
-        environment = {
-            **os.environ,
-            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
-        }
-        # Isolated and run from the scratch directory: nothing in the user's working
-        # directory is imported in the child (isolated.python_command keeps PYTHONPATH's
-        # absolute entries, which -I alone would drop).
-        child = subprocess.run(
-            isolated.python_command(
-                _RELOAD,
-                [
-                    os.path.abspath(written),
-                    str(given),
-                    json.dumps({"kind": spec.kind, "keys": spec.keys}),
-                    str(got),
-                    str(int(compile)),
-                ],
-                environment,
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=scratch,
-            env=environment,
+    environment = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+    }
+    run = run_on_inputs(_RELOAD, written, spec, [str(int(compile))], environment)
+    if run.outputs is None:
+        raise ConversionError(
+            f"{written} was written but does not reload in a fresh interpreter: "
+            f"{shown(run.last_words, 300)}"
         )
-        if child.returncode != 0:
-            last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise ConversionError(
-                f"{written} was written but does not reload in a fresh interpreter: "
-                f"{shown(last, 300)}"
-            )
-        with np.load(got) as data:
-            reloaded = [data[f"y{i}"] for i in range(len(data.files))]
+    reloaded = run.outputs
     difference = max(
         (
             float(np.max(np.abs(a.astype("float64") - b), initial=0.0))

@@ -253,41 +253,64 @@ def predict(model: Any, spec: InputSpec) -> list[Any]:
     return [np.asarray(keras.ops.convert_to_numpy(y)) for y in keras.tree.flatten(outputs)]
 
 
+class ChildRun(NamedTuple):
+    """What an isolated child made of a model file on given inputs."""
+
+    outputs: list[Any] | None
+    last_words: str
+
+
+def run_on_inputs(
+    code: str,
+    model_file: Path,
+    spec: InputSpec,
+    extra: list[str],
+    environment: dict[str, str],
+    timeout: float | None = None,
+) -> ChildRun:
+    """Run ``code`` in an isolated child, from a scratch directory, with ``sys.argv[1:]`` the
+    model file, an ``.npz`` of the inputs, their structure, the ``.npz`` to write the outputs
+    to (``y0``, ``y1``, ...) and ``extra``; the outputs, or ``None`` and the child's last line.
+
+    Isolated and run from the scratch directory: nothing in the user's working directory is
+    imported (``isolated.python_command`` keeps PYTHONPATH's absolute entries, which ``-I``
+    alone would drop). A timeout is raised as ``subprocess.TimeoutExpired``.
+    """
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="lh-") as scratch:
+        given, got = Path(scratch) / "x.npz", Path(scratch) / "y.npz"
+        np.savez(given, **dict(zip(spec.keys, spec.arrays, strict=True)))
+        arguments = [os.path.abspath(model_file), str(given)]
+        arguments += [json.dumps({"kind": spec.kind, "keys": spec.keys}), str(got), *extra]
+        child = subprocess.run(
+            isolated.python_command(code, arguments, environment),
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=scratch,
+            env=environment,
+            timeout=timeout,
+        )
+        if child.returncode != 0:
+            return ChildRun(None, (child.stderr.strip().splitlines() or ["(no output)"])[-1])
+        with np.load(got) as data:
+            return ChildRun([data[f"y{i}"] for i in range(len(data.files))], "")
+
+
 def _against_tf_keras(source: Path, model: Any) -> tuple[tuple[float, ...], str]:
     import numpy as np
 
     spec = deterministic_inputs(model)
     ours = predict(model, spec)
-    with tempfile.TemporaryDirectory(prefix="lh-") as scratch:
-        given, got = Path(scratch) / "x.npz", Path(scratch) / "y.npz"
-        np.savez(given, **dict(zip(spec.keys, spec.arrays, strict=True)))
-        environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        try:
-            child = subprocess.run(
-                isolated.python_command(
-                    _TF_KERAS,
-                    [
-                        os.path.abspath(source),
-                        str(given),
-                        json.dumps({"kind": spec.kind, "keys": spec.keys}),
-                        str(got),
-                    ],
-                    environment,
-                ),
-                capture_output=True,
-                text=True,
-                check=False,
-                cwd=scratch,
-                env=environment,
-                timeout=_REFERENCE_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            return (), f"not compared: tf-keras did not finish in {_REFERENCE_TIMEOUT} s"
-        if child.returncode != 0:
-            last = (child.stderr.strip().splitlines() or ["(no output)"])[-1]
-            return (), f"not compared: tf-keras cannot run the original ({shown(last, 160)})"
-        with np.load(got) as data:
-            theirs = [data[f"y{i}"] for i in range(len(data.files))]
+    environment = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        run = run_on_inputs(_TF_KERAS, source, spec, [], environment, _REFERENCE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return (), f"not compared: tf-keras did not finish in {_REFERENCE_TIMEOUT} s"
+    if run.outputs is None:
+        return (), f"not compared: tf-keras cannot run the original ({shown(run.last_words, 160)})"
+    theirs = run.outputs
     if len(theirs) != len(ours):
         return (float("inf"),), f"tf-keras (it gives {len(theirs)} outputs, not {len(ours)})"
     differences = []
