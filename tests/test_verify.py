@@ -180,3 +180,36 @@ def test_a_layer_the_file_lacks_is_refused() -> None:
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
     with pytest.raises(layerhub.ModelFileError, match="stores no weights for layer head"):
         placement.place(model, [], "f.h5")
+
+
+@pytest.mark.parametrize(
+    ("stored", "loaded", "expected"),
+    [
+        # equal bytes, NaN included: a faithful load
+        ([1.5, float("nan"), -2.0], [1.5, float("nan"), -2.0], 0.0),
+        # equal values in other bytes: -0.0 is 0.0
+        ([0.0, 1.0], [-0.0, 1.0], 0.0),
+        ([1.0, 2.0], [1.0, 2.25], 0.25),
+        ([1.0, float("nan")], [1.0, 3.0], float("inf")),
+        ([1.0, 3.0], [1.0, float("nan")], float("inf")),
+    ],
+)
+def test_stored_and_loaded_values_are_compared_exactly(
+    stored: list[float], loaded: list[float], expected: float
+) -> None:
+    from layerhub._private.keras2.verify import _layer_checks
+
+    # Long enough to span several of the comparison's blocks, the difference in the last one.
+    size = 3 * (1 << 16) + 7
+    pad = np.zeros(size - len(stored), "float32")
+    layer = keras.layers.Dense(1)
+    layer.build((size,))
+    layer.kernel.assign(np.concatenate([pad, loaded]).astype("float32")[:, None])
+    pair = placement.Placed(
+        placement.StoredWeight(
+            ("head",), (("kernel",),), np.concatenate([pad, stored]).astype("float32")[:, None]
+        ),
+        layer.kernel,
+    )
+    (check,) = _layer_checks([pair])
+    assert check.max_difference == expected

@@ -1,7 +1,9 @@
 """Convert a Keras 2 model (or any model layerhub loads) to ``.keras``, and prove the result.
 
 The converted file is reloaded in a fresh interpreter, as a user's next session would, and its
-predictions on random inputs are compared with the model's before saving.
+predictions on random inputs are compared with the model's before saving. A Keras 2 source is
+also the judge of the new file: every tensor it stores must equal the reloaded variable of the
+same identity, and tf-keras, running the original beside the reload, must give the same outputs.
 """
 
 from __future__ import annotations
@@ -9,34 +11,50 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, NamedTuple
 
-from layerhub._private.errors import LayerHubError
+from layerhub._private.errors import LayerHubError, ModelFileError
 from layerhub._private.guard.untrusted import shown, shown_path
 from layerhub._private.keras2.verify import (
+    LayerCheck,
     Verification,
+    compare_outputs,
     deterministic_inputs,
+    has_tf_keras,
     predict,
     run_on_inputs,
-    verify,
+    tf_keras_outputs,
+    tolerance_of,
 )
 from layerhub._private.loading import load_model, open_model
 from layerhub._private.registry.plugins import Registry, registry
 from layerhub._private.saving import save_model
 
+# The converted file as the user's next session meets it: a fresh interpreter, nothing but
+# layerhub. Its outputs, and (for a Keras 2 source) every tensor the source stores compared with
+# the variable of the same identity in the reloaded model: the check is of the new file, and it
+# costs one read of the source, not another load of the model.
 _RELOAD: Final = """
 import json, sys
 import numpy as np
 import layerhub
-from layerhub._private.keras2.verify import InputSpec, predict
-target, inputs, spec, outputs, compile = sys.argv[1:6]
+from layerhub._private.keras2.verify import InputSpec, predict, stored_checks
+from layerhub._private.loading import open_model
+target, inputs, spec, outputs, compile, source = sys.argv[1:7]
 model = layerhub.load_model(target, compile=compile == "1")
 spec = json.loads(spec)
 with np.load(inputs) as data:
     given = InputSpec(spec["kind"], spec["keys"], [data[key] for key in spec["keys"]])
 ys = predict(model, given)
-np.savez(outputs, **{f"y{i}": y for i, y in enumerate(ys)})
+report = ""
+if source:
+    try:
+        report = json.dumps({"layers": stored_checks(open_model(source), model)})
+    except layerhub.LayerHubError as error:
+        report = json.dumps({"error": str(error)})
+np.savez(outputs, report=np.array(report), **{f"y{i}": y for i, y in enumerate(ys)})
 """
 
 
@@ -129,7 +147,24 @@ def convert(
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
     }
-    run = run_on_inputs(_RELOAD, written, spec, [str(int(compile))], environment)
+    keras2_source = os.path.abspath(opened.path) if opened.keras2 else ""
+    # The two witnesses run side by side, each in its own interpreter: the new file reloaded
+    # (and checked against the source's tensors), and tf-keras running the original.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reloading = pool.submit(
+            run_on_inputs, _RELOAD, written, spec, [str(int(compile)), keras2_source], environment
+        )
+        referring = (
+            pool.submit(tf_keras_outputs, opened.path, spec)
+            if opened.keras2 and has_tf_keras()
+            else None
+        )
+        run = reloading.result()
+        theirs, said = (
+            referring.result()
+            if referring is not None
+            else (None, "not compared: tf-keras is not installed (pip install tf-keras)")
+        )
     if run.outputs is None:
         raise ConversionError(
             f"{written} was written but does not reload in a fresh interpreter: "
@@ -143,8 +178,21 @@ def convert(
         ),
         default=0.0,
     )
-    # Against what wrote the source, never against layerhub's own reload alone.
-    checked = verify(source, written) if opened.keras2 else None
+    checked = None
+    if opened.keras2:
+        # Against what wrote the source, never against layerhub's own reload alone.
+        report = json.loads(run.report)
+        if "error" in report:
+            raise ModelFileError(report["error"])
+        outputs, said = compare_outputs(reloaded, theirs, said)
+        checked = Verification(
+            source=opened.path,
+            target=written,
+            layers=tuple(LayerCheck(*row) for row in report["layers"]),
+            outputs=outputs,
+            reference=said,
+            tolerance=tolerance_of(model),
+        )
     return Conversion(
         source=Path(source),
         target=written,
