@@ -14,6 +14,7 @@ BENCHMARKS = (
     "bench_fm.py",
     "bench_pam.py",
     "bench_saving.py",
+    "bench_migration.py",
     "bench_engines.py",
 )
 # `run.py --full` passes --full to the benchmarks that have a reduced default set.
