@@ -16,13 +16,15 @@ runs in a fresh interpreter, as a user's next session would, and times only its 
   of the converted file, against one read of every tensor of the source by h5py or
   TensorFlow's checkpoint reader (goal: at most one read and the comparison, 2x); and the
   whole proof's wall time (the reload with that check, beside tf-keras running the original).
-- memory: the peak RSS each load process reached above what it held before the load (imports
-  done), as a multiple of the weights' size. Goal: layerhub at most one copy of the weights
-  beyond what tf-keras' own load holds.
+- memory: the peak RSS each process reached above what it held before its work (imports
+  done), as a multiple of the weights' size. Goals: layerhub's load at most one copy of the
+  weights beyond tf-keras' load; the conversion at most one copy beyond the larger of tf-keras'
+  load and Keras' load and save of the converted model.
 
-Each figure is the median over ``--rounds`` rounds; the contenders of a round run back to
-back, the two loads in alternating order. Sizes: 100 MB and 1 GB by default (``--sizes``; 1 GB
-needs about 4 GB of disk and 8 GB of memory).
+Each figure is the median over ``--rounds`` rounds (3, and 1 from 500 MB up, where a round
+takes minutes); the contenders of a round run back to back, the two loads in alternating order.
+Sizes: 100 MB and 1 GB by default (``--sizes``; 1 GB needs about 4 GB of disk and 8 GB of
+memory).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ report(seconds=seconds, rise_mb=peak_mb() - before)
 
 _CONVERT = r"""
 target = sys.argv[2]
+before = rss_mb()
 from layerhub._private.keras2 import convert as module
 phases = {}
 def timed(name, function):
@@ -109,18 +112,19 @@ done = layerhub.convert(path, target, compile=False)
 total = time.perf_counter() - start
 assert done.ok, done.lines()
 phases["proof"] = total - phases["load"] - phases["save"]
-report(seconds=total, phases=phases)
+report(seconds=total, phases=phases, rise_mb=peak_mb() - before)
 """
 
 # Keras' own save of the same model, made durable: the other half of converting by hand.
 _SAVE = r"""
+before = rss_mb()
 model = keras.saving.load_model(path, compile=False)
 target = sys.argv[2]
 start = time.perf_counter()
 keras.saving.save_model(model, target)
 with open(target, "rb") as f:
     os.fsync(f.fileno())
-report(seconds=time.perf_counter() - start)
+report(seconds=time.perf_counter() - start, rise_mb=peak_mb() - before)
 """
 
 # What the conversion's reload child does beyond loading the new file: every stored tensor of
@@ -174,17 +178,19 @@ def median(results: list[dict], key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000], help="MB of weights")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, help="rounds per size (default: 3, and 1 from 500 MB up)"
+    )
     args = parser.parse_args()
     print(
-        f"a fresh interpreter per run, median of {args.rounds} rounds; Dense {WIDTH}x{WIDTH}"
+        f"a fresh interpreter per run, median of the rounds; Dense {WIDTH}x{WIDTH}"
         " and BatchNormalization in a nested model, written by tf-keras"
     )
     header = (
         "| weights | format | tf-keras load | layerhub load | ratio | tf-keras load + Keras save +"
         " fsync | layerhub load + save | ratio | stored-tensor check / one read of the source"
-        " | proof (reload and check, beside tf-keras' reference) | peak rise, x weights:"
-        " tf-keras / layerhub |"
+        " | proof (reload and check, beside tf-keras' reference) | peak rise, x weights: load"
+        " tf-keras / layerhub; Keras save / convert |"
     )
     print(header)
     print("|" + "|".join("---" for _ in header.split("|")[1:-1]) + "|")
@@ -200,7 +206,7 @@ def main() -> None:
                 loads: dict[str, list[dict]] = {"tf-keras": [], "layerhub": []}
                 converts, saves, reads, checks = [], [], [], []
                 order = ["tf-keras", "layerhub"]
-                for _ in range(args.rounds):
+                for _ in range(args.rounds or (3 if size < 500 else 1)):
                     for which in order:
                         loads[which].append(child(_LOAD, path, which))
                     converts.append(child(_CONVERT, path, target))
@@ -217,6 +223,8 @@ def main() -> None:
                     for p in ("load", "save", "proof")
                 }
                 rise = {w: median(r, "rise_mb") * MB / weights for w, r in loads.items()}
+                rise["save"] = median(saves, "rise_mb") * MB / weights
+                rise["convert"] = median(converts, "rise_mb") * MB / weights
                 load_ratio = load["layerhub"] / load["tf-keras"]
                 ours = phases["load"] + phases["save"]
                 convert_ratio = ours / by_hand
@@ -226,16 +234,21 @@ def main() -> None:
                     f" | {load['layerhub']:.2f} s | {load_ratio:.2f} | {by_hand:.2f} s"
                     f" | {ours:.2f} s | {convert_ratio:.2f} | {check:.2f} s / {read:.2f} s"
                     f" | {phases['proof']:.2f} s"
-                    f" | {rise['tf-keras']:.2f} / {rise['layerhub']:.2f} |",
+                    f" | {rise['tf-keras']:.2f} / {rise['layerhub']:.2f};"
+                    f" {rise['save']:.2f} / {rise['convert']:.2f} |",
                     flush=True,
                 )
                 extra = rise["layerhub"] - rise["tf-keras"]
+                # Keras' own save holds the model it loaded and what it writes; the convert
+                # process holds the same plus what the load needed.
+                extra_convert = rise["convert"] - max(rise["save"], rise["tf-keras"])
                 verdicts.append(
                     f"{weights / MB:.0f} MB {suffix[1:]}: load {verdict(load_ratio, 1.10)};"
                     f" convert {verdict(convert_ratio, 1.10)}; stored-tensor check"
                     f" {check / read:.2f} reads ({verdict(check / read, 2.0)}, the read and"
                     f" the comparison); memory beyond tf-keras' load {extra:+.2f} copies of the"
-                    f" weights ({verdict(extra, 1.0)})"
+                    f" weights ({verdict(extra, 1.0)}); convert beyond Keras' load and save"
+                    f" {extra_convert:+.2f} copies ({verdict(extra_convert, 1.0)})"
                 )
     print("\n".join(["", *verdicts]))
 

@@ -143,7 +143,8 @@ def _keras2_load(
         **object_registration.GLOBAL_CUSTOM_OBJECTS,
         **global_state.get_global_attribute("custom_objects_scope_dict", {}),
     }
-    # Read first: a file whose weights cannot be read is refused before anything is built.
+    # Read first (names and shapes; the values when placed): a file whose weights cannot be
+    # listed is refused before anything is built.
     stored = source.weights()
     with (
         saving_options.keras_option_scope(use_legacy_config=True),

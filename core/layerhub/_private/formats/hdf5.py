@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -12,6 +13,7 @@ from layerhub._private.guard import checks, config_tree
 from layerhub._private.guard.untrusted import open_regular, shown, shown_path
 from layerhub._private.keras2.placement import (
     MAX_NESTING,
+    Deferred,
     Keras2Source,
     StoredWeight,
     keras3_name,
@@ -107,22 +109,25 @@ def _written_by_keras3(file: Path, name: str) -> bool:
 
 
 def stored_weights(file: Path, config: dict[str, Any]) -> list[StoredWeight]:
-    """Every weight of the file with the layer path and name that identify it."""
+    """Every weight of the file with the layer path and name that identify it; the values
+    are read when placed (the file stays open until the last of them is dropped)."""
     import h5py
 
     name = shown_path(file)
     try:
-        with h5py.File(file, "r") as h5:
-            group = h5.get("model_weights", h5)
-            renamed = slashless(config)
-            tree = _ModelTree(config, name)
-            found = []
-            for layer in _names(group.attrs.get("layer_names", [])):
-                members = group[layer]
-                for weight in _names(members.attrs.get("weight_names", [])):
-                    path, keys = tree.identify(keras3_name(layer), unslashed(weight, renamed))
-                    found.append(StoredWeight(path, (keys,), members[weight][()]))
-            return found
+        h5 = h5py.File(file, "r")
+        group = h5.get("model_weights", h5)
+        renamed = slashless(config)
+        tree = _ModelTree(config, name)
+        found = []
+        for layer in _names(group.attrs.get("layer_names", [])):
+            members = group[layer]
+            for weight in _names(members.attrs.get("weight_names", [])):
+                path, keys = tree.identify(keras3_name(layer), unslashed(weight, renamed))
+                dataset = members[weight]
+                value = Deferred(dataset.shape, partial(dataset.__getitem__, ()), name)
+                found.append(StoredWeight(path, (keys,), value))
+        return found
     except ModelFileError:
         raise
     except Exception as error:  # h5py raises OSError, KeyError, TypeError ... on damage

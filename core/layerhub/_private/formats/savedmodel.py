@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ from layerhub._private.guard import checks, config_tree
 from layerhub._private.guard.untrusted import read_bytes, regular_file, shown, shown_path
 from layerhub._private.keras2.placement import (
     MAX_NESTING,
+    Deferred,
     Keras2Source,
     StoredWeight,
     keras3_name,
@@ -214,8 +216,11 @@ def stored_weights(directory: Path, metadata: bytes) -> list[StoredWeight]:
         graph = trackable_object_graph_pb2.TrackableObjectGraph()
         graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
         walk = _CheckpointWalk(graph, layer_names(metadata), shown_path(directory))
+        shapes = reader.get_variable_to_shape_map()
+        name = shown_path(directory)
         return [
-            StoredWeight(layer, keys, reader.get_tensor(key)) for layer, keys, key in walk.weights()
+            StoredWeight(layer, keys, Deferred(shapes[key], partial(reader.get_tensor, key), name))
+            for layer, keys, key in walk.weights()
         ]
     except ModelFileError:
         raise

@@ -35,7 +35,7 @@ class StoredWeight(NamedTuple):
         layer: the names of the models containing the layer, then the layer's own name.
         keys: the names of the weight inside its layer (a sublayer attribute or name path
             ending with the variable's name); several when the writer recorded aliases.
-        value: the stored array.
+        value: the stored array, or a ``Deferred`` one (``numpy.asarray`` reads it).
     """
 
     layer: tuple[str, ...]
@@ -45,6 +45,40 @@ class StoredWeight(NamedTuple):
     @property
     def label(self) -> str:
         return "/".join((*self.layer, *self.keys[0]))
+
+
+class Deferred:
+    """A stored tensor read from the file only when it is placed or compared.
+
+    Every weight read up front would hold a second copy of the model beside Keras' variables
+    (and a third beside a save's); one at a time, a load holds one weight more than Keras does.
+    A failed read is the file's fault and says so in one line.
+    """
+
+    __slots__ = ("_read", "file", "shape")
+
+    def __init__(self, shape: tuple[int, ...], read: Callable[[], Any], file: str) -> None:
+        self.shape = tuple(int(d) for d in shape)
+        self._read = read
+        self.file = file
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        import numpy as np
+
+        try:
+            value = np.asarray(self._read())
+        except Exception as error:  # h5py and TensorFlow raise OSError, KeyError, ... on damage
+            from layerhub._private.registry.records import one_line
+
+            raise ModelFileError(
+                f"{self.file}: its weights cannot be read: {shown(one_line(error))}"
+            ) from error
+        if value.shape != self.shape:
+            raise ModelFileError(
+                f"{self.file}: a stored weight holds shape {value.shape}, its header says "
+                f"{self.shape}"
+            )
+        return value if dtype is None else value.astype(dtype, copy=False)
 
 
 class Keras2Source(NamedTuple):
@@ -142,8 +176,10 @@ def match(model: Any, stored: Iterable[StoredWeight], file: str) -> list[Placed]
 
 def place(model: Any, stored: Iterable[StoredWeight], file: str) -> None:
     """Give every variable of ``model`` its stored value, by identity."""
+    import numpy as np
+
     for pair in match(model, stored, file):
-        pair.variable.assign(pair.stored.value)
+        pair.variable.assign(np.asarray(pair.stored.value))
 
 
 def _match_layer(
