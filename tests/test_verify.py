@@ -213,3 +213,40 @@ def test_stored_and_loaded_values_are_compared_exactly(
     )
     (check,) = _layer_checks([pair])
     assert check.max_difference == expected
+
+
+def test_a_deferred_weight_that_cannot_be_read_is_a_one_line_model_file_error() -> None:
+    def broken() -> np.ndarray:
+        raise OSError("Can't read data (inflate() failed)\nsecond line")
+
+    with pytest.raises(layerhub.ModelFileError, match="its weights cannot be read") as info:
+        np.asarray(placement.Deferred((2,), broken, "f.h5"))
+    assert "\n" not in str(info.value)
+    short = placement.Deferred((3,), lambda: np.zeros((2,), "float32"), "f.h5")
+    with pytest.raises(layerhub.ModelFileError, match=r"holds shape \(2,\), its header says"):
+        np.asarray(short)
+
+
+def test_deferred_weights_are_read_when_placed_one_at_a_time() -> None:
+    norm = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="bn")])
+    reads: list[str] = []
+
+    def reader(name: str, value: float) -> Any:
+        def read() -> np.ndarray:
+            reads.append(name)
+            return np.full((3,), value, "float32")
+
+        return placement.Deferred((3,), read, "f.h5")
+
+    names = ["gamma", "beta", "moving_mean", "moving_variance"]
+    stored = [
+        placement.StoredWeight(("bn",), ((n,),), reader(n, i + 2.0)) for i, n in enumerate(names)
+    ]
+    matched = placement.match(norm, stored, "f.h5")
+    assert reads == []  # matching needs names and shapes only
+    placement.place(norm, stored, "f.h5")
+    assert sorted(reads) == sorted(names)
+    assert len(matched) == 4
+    for i, name in enumerate(names):
+        got = keras.ops.convert_to_numpy(getattr(norm.get_layer("bn"), name))
+        np.testing.assert_array_equal(got, np.full((3,), i + 2.0, "float32"))
