@@ -1,36 +1,47 @@
-"""PAM training step: dense vs chunked attention vs two peers, time and peak memory.
+"""PAM training step: chunked attention vs dense vs two peers, per backend, time and memory.
 
 Contenders, each a one-layer model on a `(size, size, 64)` map, batch 2, trained with
-`train_on_batch` (SGD, MSE) with and without `jit_compile`:
+`train_on_batch` (SGD, MSE):
 
+- `chunked`: `PAM(attention_chunk_size="auto")`, which chunks at 96x96 and above: exact, a
+  block of query positions at a time with a recomputing custom gradient (the chunk size it
+  picks is printed);
 - `dense`: `PAM(attention_chunk_size=None)`, the N x N attention in one piece;
-- `chunked`: `PAM(attention_chunk_size=1024)`, exact, 1024 query positions at a time with a
-  recomputing custom gradient;
 - `plain`: the same attention written plainly with `keras.ops` (Dense projections, transpose,
   matmul, softmax, matmul, gamma residual);
 - `mha`: `keras.layers.MultiHeadAttention(num_heads=1, key_dim=8, value_dim=64)` on the
   flattened map (self-attention; it adds an output projection PAM does not have).
 
-Time: one child process per (size, jit) runs all contenders' steps interleaved, median of
-`--repeats` steps after warm-up; each timed step follows an untimed step of the same model, as
-in a training loop. The ratios are against `dense` and against the faster peer.
-Memory: one fresh child process per (contender, size, jit), peak RSS from
-`resource.getrusage(RUSAGE_SELF).ru_maxrss` after two steps, total and the rise over the
-RSS just before the first step (imports, model and data already in memory). Dense and peer
-cases whose N x N scores would take the process past `--memory-budget-gb` (128x128: 2 GiB per
-score matrix) are skipped and reported as such.
+The peers are `plain` and `mha`; the headline ratio is chunked / the faster of them.
+
+Each backend runs in its own child processes (`KERAS_BACKEND` set; a backend whose package is
+not installed in this interpreter is skipped, saying so). TensorFlow compiles with
+`jit_compile=True` (what Keras' "auto" picks there) and, with `--full`, also without; JAX
+always jits; torch runs eagerly. Time: one child per (backend, size, jit) runs all
+contenders' steps interleaved, median of `--repeats` steps after warm-up, so the ratios are
+measured side by side. Memory: one fresh child per (backend, contender, size), peak RSS from
+`resource.getrusage(RUSAGE_SELF).ru_maxrss` after two steps, total and the rise over the RSS
+just before the first step (imports, model and data already in memory); the rise is what
+the attention adds. Contenders that hold N x N scores are skipped (and reported) when about
+five such matrices per step (measured at 96x96: dense 2.1, plain 3.2, MultiHeadAttention 4.1)
+would not fit `--memory-budget-gb`, by default 80% of the memory available now (128x128:
+2 GiB per matrix for the batch, about 10 GiB).
 
 Usage:
-    python benchmarks/bench_pam.py            # quick: 32x32 and 64x64, memory at 64x64
-    python benchmarks/bench_pam.py --full     # 32, 64, 96, 128; memory at every size
+    python benchmarks/bench_pam.py         # quick (~4 min on 2 cores): TensorFlow at 96 and
+                                           # 128 (no mha at 128), JAX and torch at 96;
+                                           # memory at 96 (TF)
+    python benchmarks/bench_pam.py --full  # every backend at 96 and 128, TF with and
+                                           # without jit, memory of every contender
+    python benchmarks/bench_pam.py --backends tensorflow --sizes 96 64
 
-Needs `keras` 3 and the plugin (e.g. `PYTHONPATH=plugins/layerhub-pam`); the backend is
-`KERAS_BACKEND` (TensorFlow by default).
+Needs `keras` 3 and the plugin (e.g. `PYTHONPATH=plugins/layerhub-pam`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -40,8 +51,10 @@ from pathlib import Path
 
 CHANNELS = 64
 BATCH = 2
-CONTENDERS = ("dense", "chunked", "plain", "mha")
+CONTENDERS = ("chunked", "dense", "plain", "mha")
+PEERS = ("plain", "mha")
 PLUGIN = Path(__file__).resolve().parents[1] / "plugins/layerhub-pam"
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # backend: package
 
 CHILD = r"""
 import json, os, resource, statistics, sys, time
@@ -80,18 +93,27 @@ def model_for(name, size):
     if name == "dense":
         out = PAM(gamma_initializer="ones", attention_chunk_size=None)(inputs)
     elif name == "chunked":
-        out = PAM(gamma_initializer="ones", attention_chunk_size=1024)(inputs)
+        layer = PAM(gamma_initializer="ones", attention_chunk_size="auto")
+        out = layer(inputs)
+        AUTO.append(layer._chunk_for(size * size))
     elif name == "plain":
         out = PlainAttention()(inputs)
     else:
         flat = keras.layers.Reshape((size * size, CHANNELS))(inputs)
         att = keras.layers.MultiHeadAttention(num_heads=1, key_dim=8, value_dim=CHANNELS)
-        out = keras.layers.Reshape((size, size, CHANNELS))(att(flat, flat))
+        if keras.backend.backend() == "jax":
+            # Keras 3.15's fused JAX path (ops.dot_product_attention) fails on value_dim !=
+            # key_dim; asking for the scores takes the einsum path (the scores go unused).
+            out, _ = att(flat, flat, return_attention_scores=True)
+        else:
+            out = att(flat, flat)
+        out = keras.layers.Reshape((size, size, CHANNELS))(out)
     model = keras.Model(inputs, out)
     model.compile(optimizer="sgd", loss="mse", jit_compile=JIT)
     return model
 
 
+AUTO = []
 rng = np.random.default_rng(0)
 x = rng.normal(size=(BATCH, SIZE, SIZE, CHANNELS)).astype("float32")
 y = rng.normal(size=x.shape).astype("float32")
@@ -103,26 +125,25 @@ for _ in range(WARMUP):
 times = {name: [] for name in NAMES}
 for _ in range(REPEATS):
     for name, model in models.items():
-        # Untimed: the first step after another contender's pays for evicting its data (after
-        # the heavier MultiHeadAttention, about 2 ms of a 14 ms step at 32x32 with jit).
-        model.train_on_batch(x, y)
+        # No untimed step in between: evicting the previous contender's data costs a few ms,
+        # nothing beside a step of over a second at 96x96.
         start = time.perf_counter()
         float(model.train_on_batch(x, y))
         times[name].append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print("RESULT " + json.dumps({
     "ms": {n: statistics.median(t) * 1e3 for n, t in times.items()} if REPEATS else {},
-    "peak_mb": peak / 1024, "before_mb": before / 1024,
+    "peak_mb": peak / 1024, "before_mb": before / 1024, "auto": AUTO[0] if AUTO else None,
 }))
 """
 
 
-def child(names, size, jit, repeats, warmup):
+def child(backend, names, size, jit, repeats, warmup):
     code = (
         f"PLUGIN = {str(PLUGIN)!r}; CHANNELS = {CHANNELS}; BATCH = {BATCH}; SIZE = {size};"
         f" JIT = {jit}; NAMES = {list(names)!r}; REPEATS = {repeats}; WARMUP = {warmup}\n" + CHILD
     )
-    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+    env = {**os.environ, "KERAS_BACKEND": backend}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
@@ -133,79 +154,144 @@ def child(names, size, jit, repeats, warmup):
     return {"error": f"exit {proc.returncode}: {tail[:200]}"}
 
 
+def available_gb():
+    """Memory available now (MemAvailable), or None where /proc/meminfo is missing."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
 def dense_fits(size, budget_gb):
-    # A dense training step holds about four N x N float32 matrices per image.
+    # The heaviest dense contender (MultiHeadAttention) peaks at about four N x N float32
+    # matrices per image in a training step (measured at 96x96); five leaves a margin.
     n = size * size
-    return 4 * BATCH * n * n * 4 / 2**30 <= budget_gb
+    return 5 * BATCH * n * n * 4 / 2**30 <= budget_gb
+
+
+def fmt(x):
+    return f"{x:.2f}" if x is not None else "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="all sizes, memory at every size")
+    parser.add_argument("--full", action="store_true", help="every backend and size, more steps")
+    parser.add_argument("--backends", nargs="*", choices=sorted(BACKENDS), help="backends")
     parser.add_argument("--sizes", type=int, nargs="*", help="map sizes (overrides the set)")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--memory-budget-gb", type=float, default=6.0)
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--memory-budget-gb", type=float, default=None)
     args = parser.parse_args()
-    sizes = args.sizes or ([32, 64, 96, 128] if args.full else [32, 64])
-    memory_sizes = sizes if (args.full or args.sizes) else [64]
-    repeats = args.repeats or (10 if args.full else 5)
+    repeats = args.repeats or (5 if args.full else 2)
+    warmup = args.warmup if args.warmup is not None else (2 if args.full else 1)
+    free = available_gb()
+    budget = args.memory_budget_gb or (0.8 * free if free else 6.0)
+
+    # (backend, size, jit) rounds. Quick: 128x128 only on TensorFlow (a torch step there
+    # takes about 20 s per contender); jit as each backend trains by default.
+    backends = args.backends or list(BACKENDS)
+    rounds = []
+    for backend in backends:
+        if args.sizes:
+            sizes = args.sizes
+        elif args.full or backend == "tensorflow":
+            sizes = [96, 128]
+        else:
+            sizes = [96]
+        jits = {"tensorflow": (True, False) if args.full else (True,), "jax": (True,)}.get(
+            backend, (False,)
+        )
+        rounds += [(backend, size, jit) for size in sizes for jit in jits]
 
     from importlib.metadata import version
 
     print(
-        f"keras {version('keras')}, backend {os.environ.get('KERAS_BACKEND', 'tensorflow')},"
-        f" {platform.machine()}, {os.cpu_count()} CPUs; input (size, size, {CHANNELS}), batch"
-        f" {BATCH}; median of {repeats} train_on_batch steps, contenders interleaved"
+        f"keras {version('keras')}, {platform.machine()}, {os.cpu_count()} CPUs; input (size,"
+        f" size, {CHANNELS}), batch {BATCH}; median of {repeats} train_on_batch steps after"
+        f" {warmup} warm-up, contenders interleaved; memory budget {budget:.1f} GB"
     )
-    print("\nstep time (ms); ratios: chunked/dense, dense/faster peer")
-    header = "| size | jit | dense | chunked | plain | mha | chunked/dense | dense/best peer |"
+    installed = {b: importlib.util.find_spec(p) is not None for b, p in BACKENDS.items()}
+    for backend in backends:
+        if not installed[backend]:
+            print(f"{backend}: skipped, `{BACKENDS[backend]}` is not installed here")
+
+    print("\nstep time (ms); chunked = PAM(attention_chunk_size='auto'), auto = its chunk size")
+    header = (
+        "| backend | size | jit | chunked | dense | plain | mha | auto | chunked/dense"
+        " | chunked/best peer |"
+    )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
-    for size in sizes:
-        for jit in (False, True):
-            names = CONTENDERS if dense_fits(size, args.memory_budget_gb) else ("chunked",)
-            result = child(names, size, jit, repeats, args.warmup)
-            if "error" in result:
-                print(f"| {size}x{size} | {jit!s:<5} | {result['error']} |")
-                continue
-            ms = result["ms"]
-            cells = [f"{ms[n]:.1f}" if n in ms else "skipped" for n in CONTENDERS]
-            if "dense" in ms:
-                ratio = f"{ms['chunked'] / ms['dense']:.2f}"
-                peer = f"{ms['dense'] / min(ms['plain'], ms['mha']):.2f}"
-            else:
-                ratio = peer = "-"
-            print(f"| {size}x{size} | {jit!s:<5} | {' | '.join(cells)} | {ratio} | {peer} |")
+    for backend, size, jit in rounds:
+        if not installed[backend]:
+            continue
+        names = CONTENDERS if dense_fits(size, budget) else ("chunked",)
+        if not args.full and size > 96:
+            # Quick: MultiHeadAttention, the slower peer at 96x96 on every backend (2.2x plain
+            # with TensorFlow's jit), would take over a minute of the budget at 128x128.
+            names = tuple(n for n in names if n != "mha")
+        result = child(backend, names, size, jit, repeats, warmup)
+        lead = f"| {backend} | {size}x{size} | {jit!s:<5} |"
+        if "error" in result:
+            print(f"{lead} {result['error']} |", flush=True)
+            continue
+        ms = result["ms"]
+        cells = [
+            f"{ms[n]:.0f}"
+            if n in ms
+            else ("--full only" if dense_fits(size, budget) else f"skipped (> {budget:.0f} GB)")
+            for n in CONTENDERS
+        ]
+        dense = ms["chunked"] / ms["dense"] if "dense" in ms else None
+        peers = [ms[n] for n in PEERS if n in ms]
+        best = ms["chunked"] / min(peers) if peers else None
+        print(
+            f"{lead} {' | '.join(cells)} | {result['auto']} | {fmt(dense)} | {fmt(best)} |",
+            flush=True,
+        )
 
     print("\npeak RSS per fresh process (MB): total / rise over the RSS before the first step")
-    header = "| size | jit | dense | chunked | plain | mha | chunked/dense (rise) |"
+    header = "| backend | size | jit | chunked | dense | plain | mha | chunked/dense total (rise) |"
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
-    for size in memory_sizes:
-        for jit in (False, True) if args.full else (False,):
-            row = {}
-            for name in CONTENDERS:
-                if name != "chunked" and not dense_fits(size, args.memory_budget_gb):
-                    row[name] = None
-                    continue
-                row[name] = child([name], size, jit, 0, 2)
-            cells = []
-            for name in CONTENDERS:
-                r = row[name]
-                if r is None:
-                    cells.append(f"skipped (> {args.memory_budget_gb:g} GB)")
-                elif "error" in r:
-                    cells.append(r["error"])
-                else:
-                    cells.append(f"{r['peak_mb']:.0f} / {r['peak_mb'] - r['before_mb']:.0f}")
-            d, c = row["dense"], row["chunked"]
-            ratio = "-"
-            if d and c and "error" not in d and "error" not in c:
-                rise_d = d["peak_mb"] - d["before_mb"]
-                rise_c = c["peak_mb"] - c["before_mb"]
-                ratio = f"{c['peak_mb'] / d['peak_mb']:.2f} ({rise_c / rise_d:.2f})"
-            print(f"| {size}x{size} | {jit!s:<5} | {' | '.join(cells)} | {ratio} |")
+    memory_rounds = (
+        [r for r in rounds if installed[r[0]]]
+        if args.full
+        else [
+            (b, s, False)
+            for b in [b for b in backends if installed[b]][:1]
+            for s in (args.sizes or [96])
+        ]
+    )
+    for backend, size, jit in memory_rounds:
+        if backend == "jax":
+            jit = True  # a JAX step without jit runs op by op: not how it trains
+        row = {}
+        for name in CONTENDERS if args.full else ("chunked", "dense"):
+            if name != "chunked" and not dense_fits(size, budget):
+                row[name] = {"error": f"skipped (> {budget:.0f} GB)"}
+                continue
+            row[name] = child(backend, [name], size, jit, 0, 2)
+        cells = []
+        for name in CONTENDERS:
+            r = row.get(name)
+            if r is None:
+                cells.append("-")
+            elif "error" in r:
+                cells.append(r["error"])
+            else:
+                cells.append(f"{r['peak_mb']:.0f} / {r['peak_mb'] - r['before_mb']:.0f}")
+        d, c = row.get("dense"), row.get("chunked")
+        ratio = "-"
+        if d and c and "error" not in d and "error" not in c:
+            rise_d = d["peak_mb"] - d["before_mb"]
+            rise_c = c["peak_mb"] - c["before_mb"]
+            ratio = f"{c['peak_mb'] / d['peak_mb']:.2f} ({rise_c / rise_d:.2f})"
+        print(f"| {backend} | {size}x{size} | {jit!s:<5} | {' | '.join(cells)} | {ratio} |")
 
 
 if __name__ == "__main__":
