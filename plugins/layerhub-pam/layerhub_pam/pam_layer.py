@@ -43,10 +43,7 @@ class PAM(keras.layers.Layer):
     `chunk x N` slice per image at a time. The default, `"auto"`, uses the
     dense computation for maps of up to 4096 positions (64x64), where it is
     faster, and blocks of 1024 query positions above that, or when the
-    spatial size is unknown while tracing; on torch, which runs op by op and
-    allocates every slice afresh, blocks of `max(64, 2**21 // N)` positions
-    (at most 8 MiB of scores per image: 227 at 96x96, 128 at 128x128), which
-    measured about twice as fast there (see `_AUTO_TORCH_SLICE`).
+    spatial size is unknown while tracing.
 
     The key projection has no bias even when `use_bias=True`: a key bias adds
     `q_i . b_k` to every score of row `i`, which the softmax cancels, so it
@@ -88,8 +85,7 @@ class PAM(keras.layers.Layer):
         attention_chunk_size: How the `N x N` attention is evaluated. `"auto"`
             (the default) picks the dense computation for maps of at most
             4096 positions and chunks of 1024 query positions above that (or
-            when `height * width` is unknown while tracing); on torch, chunks
-            of `max(64, 2**21 // N)` positions, see above. A positive
+            when `height * width` is unknown while tracing). A positive
             integer always chunks, with at most that many query positions per
             chunk (`N` need not be a multiple: the chunks are evened out and
             the last one is padded, then cut off). `None` always uses the
@@ -268,8 +264,6 @@ class PAM(keras.layers.Layer):
             return self.attention_chunk_size  # type: ignore[return-value]
         if positions is not None and positions <= _AUTO_DENSE_MAX_POSITIONS:
             return None
-        if positions is not None and keras.backend.backend() == "torch":
-            return max(_AUTO_MIN_CHUNK_SIZE, _AUTO_TORCH_SLICE // positions)
         return _AUTO_CHUNK_SIZE
 
     def _projection(
@@ -294,13 +288,10 @@ class PAM(keras.layers.Layer):
 # its N x N scores are at most 64 MiB per image; chunks of this many query positions above.
 _AUTO_DENSE_MAX_POSITIONS = 4096
 _AUTO_CHUNK_SIZE = 1024
-# On torch (eager), "auto" keeps each chunk x N slice to at most this many floats per image
-# (8 MiB): every op allocates a fresh slice, and glibc serves allocations of over 32 MiB
-# with mmap, which pays a page fault per 4 KiB every time. With a batch of 2, slices of
-# 16 MiB come back from the heap instead: a 96x96 training step took 1.1-1.5 s with chunks
-# of 128 to 256 query positions against about 3.1 s with 1024 (benchmarks/bench_pam.py).
-_AUTO_TORCH_SLICE = 2**21
-_AUTO_MIN_CHUNK_SIZE = 64
+# Not smaller on torch, though it is faster there: torch allocates every slice afresh, and
+# glibc maps allocations over 32 MiB anew (a page fault per 4 KiB each time), so slices under
+# that (227 positions at 96x96, batch 2) took a step from about 3 s to 1.5 s; but glibc keeps
+# the freed heap, and the step's peak RSS rose by 1.3 GB instead of 0.33 GB (dense: 2.7 GB).
 
 
 def _float32(x: Any) -> Any:

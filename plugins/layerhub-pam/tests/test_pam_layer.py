@@ -596,15 +596,8 @@ def test_auto_picks_dense_for_small_maps_and_chunks_for_large():
     layer = PAM()
     assert layer.attention_chunk_size == "auto"
     assert layer._chunk_for(64 * 64) is None
-    if keras.backend.backend() == "torch":
-        # Slices of at most 2**21 floats per image (see _AUTO_TORCH_SLICE), at least 64 rows.
-        assert layer._chunk_for(64 * 64 + 1) == 2**21 // (64 * 64 + 1) == 511
-        assert layer._chunk_for(96 * 96) == 227
-        assert layer._chunk_for(128 * 128) == 128
-        assert layer._chunk_for(1024 * 1024) == 64
-    else:
-        assert layer._chunk_for(64 * 64 + 1) == 1024
-        assert layer._chunk_for(128 * 128) == 1024
+    assert layer._chunk_for(64 * 64 + 1) == 1024
+    assert layer._chunk_for(128 * 128) == 1024
     assert layer._chunk_for(None) == 1024  # unknown while tracing
     assert PAM(attention_chunk_size=None)._chunk_for(10**6) is None
     assert PAM(attention_chunk_size=32)._chunk_for(4) == 32
