@@ -47,6 +47,14 @@ def test_nested_models_with_batchnorm_load_with_the_writers_outputs(
     xs, expected = reference("nested_batchnorm")
     for got, want in zip(outputs(model, xs), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The nested Sequential, whose graph layerhub builds once, is Keras' own class, built, and
+    # saves as Keras' Sequential.
+    block = model.get_layer("block")
+    assert type(block) is keras.Sequential
+    assert block.built
+    assert [layer.name for layer in block.layers][-1].startswith("batch_normalization")
+    saved = keras.saving.serialize_keras_object(block)
+    assert (saved["module"], saved["class_name"]) == ("keras", "Sequential")
 
 
 @keras2

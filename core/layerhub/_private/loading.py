@@ -139,6 +139,7 @@ def _keras2_load(
 
     # The names Keras' legacy loader sees: these, the global registrations, an active scope.
     names = {
+        "Sequential": _SequentialBuiltOnce,
         **(objects or {}),
         **object_registration.GLOBAL_CUSTOM_OBJECTS,
         **global_state.get_global_attribute("custom_objects_scope_dict", {}),
@@ -156,6 +157,40 @@ def _keras2_load(
         model.compile(**saving_utils.compile_args_from_training_config(source.training, names))
         saving_utils.try_build_compiled_arguments(model)
     return model
+
+
+class _SequentialBuiltOnce:
+    """Keras' ``Sequential.from_config`` for Keras 2 configs, with the graph built once.
+
+    Keras rebuilds a Sequential model's graph after each layer it adds while loading, so a
+    stack of n layers costs n graph builds: a quarter of the load of a 1 GB Keras 2 model
+    whose nested Sequential holds 124 layers (3 of 12 s). The model built is the same
+    ``keras.Sequential``; configs this does not expect go to Keras' own ``from_config``.
+    """
+
+    @staticmethod
+    def from_config(config: Any, custom_objects: dict[str, Any] | None = None) -> Any:
+        import keras
+        from keras.src.legacy.saving import saving_utils
+
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if (
+            not isinstance(config.get("name") if isinstance(config, dict) else None, str)
+            or not isinstance(layers, list)
+            or not all(isinstance(layer, dict) and "module" not in layer for layer in layers)
+        ):
+            return keras.Sequential.from_config(config, custom_objects=custom_objects)
+        model = keras.Sequential(name=config["name"])
+        for layer in layers:
+            model.add(
+                saving_utils.model_from_config(layer, custom_objects=custom_objects),
+                rebuild=False,
+            )
+        model._maybe_rebuild()
+        shape = config.get("build_input_shape")
+        if not model._functional and shape and isinstance(shape, (tuple, list)):
+            model.build(shape)
+        return model
 
 
 @contextlib.contextmanager
