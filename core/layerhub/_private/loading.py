@@ -101,6 +101,7 @@ def load_model(
     with (
         opened.source(None if config is opened.config else config, training) as source,
         keras_errors(opened.path),
+        hdf5.LOCK,
     ):
         return _keras_load(source, objects or None, compile=compile, safe_mode=safe_mode)
 

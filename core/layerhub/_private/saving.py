@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, overload
 
 from layerhub._private.errors import ModelFileError
-from layerhub._private.formats import manifest
+from layerhub._private.formats import hdf5, manifest
 from layerhub._private.formats.archive import rewrite
 from layerhub._private.guard import config_tree
 from layerhub._private.guard.untrusted import shown, shown_path
@@ -145,7 +145,8 @@ def save_model(
         # mkstemp makes the file private (0600); the saved model gets the mode a plain write would.
         os.chmod(temporary, _mode_for(written))
         _release_cache(written)
-        keras.saving.save_model(model, temporary, **kwargs)
+        with hdf5.LOCK:  # Keras writes the weights with h5py
+            keras.saving.save_model(model, temporary, **kwargs)
         _add_manifest(temporary, registry)
         _flush(temporary)
         os.replace(temporary, written)
@@ -200,7 +201,8 @@ def _save_directory(model: Any, target: Path, registry: Registry, options: dict[
     old = staging.with_name(staging.name + ".old")
     try:
         staging.rmdir()  # Keras makes the directory itself
-        keras.saving.save_model(model, staging, zipped=False, **options)
+        with hdf5.LOCK:  # Keras writes the weights with h5py
+            keras.saving.save_model(model, staging, zipped=False, **options)
         metadata_file = staging / "metadata.json"
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
         config = json.loads((staging / "config.json").read_text(encoding="utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -26,6 +27,12 @@ from layerhub._private.registry.records import one_line
 DESCRIPTION: Final = "Keras 2 HDF5 file"
 KERAS3_DESCRIPTION: Final = "Keras 3 HDF5 file"
 _SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
+# h5py is not safe to use from several threads at once: reads from concurrent threads crash the
+# process (h5py 3.16 with HDF5 2.0, h5py/h5py#2920; seen here as a first load from eight threads
+# that died with SIGSEGV). Every HDF5 access layerhub makes, or hands to Keras (its loads and
+# saves read and write weights with h5py), holds this lock; re-entrant, as a plugin's
+# from_config may load a model itself.
+LOCK: Final = threading.RLock()
 
 
 def open_hdf5(file: Path) -> OpenedModel:
@@ -70,7 +77,7 @@ def _json_attributes(file: Path, name: str, keys: tuple[str, ...]) -> dict[str, 
 
     raw: dict[str, Any] = {}
     try:
-        with h5py.File(file, "r") as h5:  # pragma: no mutate (h5py's default mode is "r")
+        with LOCK, h5py.File(file, "r") as h5:  # pragma: no mutate (h5py's default mode is "r")
             for key in keys:
                 if key in h5.attrs:
                     checks.check_size(Path(name), key, h5.attrs.get_id(key).get_storage_size())
@@ -95,7 +102,7 @@ def _written_by_keras3(file: Path, name: str) -> bool:
     import h5py
 
     try:
-        with h5py.File(file, "r") as h5:
+        with LOCK, h5py.File(file, "r") as h5:
             version = h5.attrs.get("keras_version")
     except Exception as error:  # h5py raises OSError, KeyError, TypeError ... on damage
         raise ModelFileError(f"{name} is corrupt: {shown(one_line(error))}") from error
@@ -115,25 +122,34 @@ def stored_weights(file: Path, config: dict[str, Any]) -> list[StoredWeight]:
 
     name = shown_path(file)
     try:
-        h5 = h5py.File(file, "r")
-        group = h5.get("model_weights", h5)
-        renamed = slashless(config)
-        tree = _ModelTree(config, name)
-        found = []
-        for layer in _names(group.attrs.get("layer_names", [])):
-            members = group[layer]
-            for weight in _names(members.attrs.get("weight_names", [])):
-                path, keys = tree.identify(keras3_name(layer), unslashed(weight, renamed))
-                dataset = members[weight]
-                value = Deferred(dataset.shape, partial(dataset.__getitem__, ()), name)
-                found.append(StoredWeight(path, (keys,), value))
-        return found
+        with LOCK:
+            return _stored_weights(h5py.File(file, "r"), name, config)
     except ModelFileError:
         raise
     except Exception as error:  # h5py raises OSError, KeyError, TypeError ... on damage
         raise ModelFileError(
             f"{name}: its weights cannot be read: {shown(one_line(error))}"
         ) from error
+
+
+def _stored_weights(h5: Any, name: str, config: dict[str, Any]) -> list[StoredWeight]:
+    group = h5.get("model_weights", h5)
+    renamed = slashless(config)
+    tree = _ModelTree(config, name)
+    found = []
+    for layer in _names(group.attrs.get("layer_names", [])):
+        members = group[layer]
+        for weight in _names(members.attrs.get("weight_names", [])):
+            path, keys = tree.identify(keras3_name(layer), unslashed(weight, renamed))
+            dataset = members[weight]
+            value = Deferred(dataset.shape, partial(_read, dataset), name)
+            found.append(StoredWeight(path, (keys,), value))
+    return found
+
+
+def _read(dataset: Any) -> Any:
+    with LOCK:
+        return dataset[()]
 
 
 def _names(values: Any) -> list[str]:
