@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 def interpreter_seconds(code: str, env: Mapping[str, str] | None = None) -> float:
@@ -24,6 +25,24 @@ def interpreter_seconds(code: str, env: Mapping[str, str] | None = None) -> floa
         stderr=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
+
+
+def child_result(code: str, arguments: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
+    """Run ``code`` in a new interpreter; the JSON it printed on a ``RESULT `` line, or
+    ``{"error": ...}`` with its exit status and last line of stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            found: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return found
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"exit {proc.returncode}: {tail[:300]}"}
 
 
 def interleaved(contenders: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, float]:

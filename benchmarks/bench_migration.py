@@ -30,17 +30,15 @@ memory).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _timing import verdict
+from _timing import child_result, verdict
 
 MB = 10**6
 WIDTH = 2048
@@ -156,19 +154,11 @@ report(seconds=time.perf_counter() - start)
 
 
 def child(code: str, *args: str) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
-    proc = subprocess.run(
-        [sys.executable, "-c", (_PRELUDE + code).replace("WIDTH", str(WIDTH)), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    raise RuntimeError(f"child exited {proc.returncode}: {tail[:300]}")
+    backend = {"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+    result = child_result((_PRELUDE + code).replace("WIDTH", str(WIDTH)), args, backend)
+    if "error" in result:
+        raise RuntimeError(f"child {result['error']}")
+    return result
 
 
 def median(results: list[dict], key: str) -> float:

@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _timing import child_result
 
 CHANNELS = 64
 BATCH = 2
@@ -143,15 +145,7 @@ def child(backend, names, size, jit, repeats, warmup):
         f"PLUGIN = {str(PLUGIN)!r}; CHANNELS = {CHANNELS}; BATCH = {BATCH}; SIZE = {size};"
         f" JIT = {jit}; NAMES = {list(names)!r}; REPEATS = {repeats}; WARMUP = {warmup}\n" + CHILD
     )
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail[:200]}"}
+    return child_result(code, [], {"KERAS_BACKEND": backend})
 
 
 def available_gb():

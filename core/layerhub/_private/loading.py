@@ -175,10 +175,10 @@ class _SequentialBuiltOnce:
         from keras.src.legacy.saving import saving_utils
 
         layers = config.get("layers") if isinstance(config, dict) else None
-        if (
-            not isinstance(config.get("name") if isinstance(config, dict) else None, str)
-            or not isinstance(layers, list)
-            or not all(isinstance(layer, dict) and "module" not in layer for layer in layers)
+        if not (
+            isinstance(layers, list)
+            and isinstance(config.get("name"), str)
+            and all(isinstance(layer, dict) and "module" not in layer for layer in layers)
         ):
             return keras.Sequential.from_config(config, custom_objects=custom_objects)
         model = keras.Sequential(name=config["name"])
